@@ -1,0 +1,116 @@
+package api
+
+import "time"
+
+// TargetSpec is what a user asks for when creating a compute target. The
+// JSON names are the YAML keys of `amlctl compute create -f`.
+type TargetSpec struct {
+	Name string `json:"name"`
+	// Type is the target kind: cluster (for now the only one users create).
+	Type string `json:"type"`
+	// VMSize names an entry of the size catalogue (`amlctl compute list-sizes`).
+	VMSize string `json:"vm_size"`
+	// MinNodes is kept running even when idle (default 0).
+	MinNodes int `json:"min_nodes"`
+	// MaxNodes is required, at least 1 and at least MinNodes.
+	MaxNodes int `json:"max_nodes"`
+	// IdleSecondsBeforeScaledown: an idle node older than this is removed,
+	// down to MinNodes (default 120). Nil in a request means the default.
+	IdleSecondsBeforeScaledown *int `json:"idle_seconds_before_scaledown,omitempty"`
+	// VMPriority is dedicated (default) or lowpriority.
+	VMPriority string `json:"vm_priority"`
+	// Provider creates the nodes: local (default) for now.
+	Provider string `json:"provider"`
+	// Preemption is none (default) or requeue (priority preemption).
+	Preemption string `json:"preemption,omitempty"`
+	// Description is free text.
+	Description string `json:"description,omitempty"`
+}
+
+// ProvisioningError is one error met while creating or deleting nodes.
+type ProvisioningError struct {
+	Time    time.Time `json:"time"`
+	Code    string    `json:"code"`
+	Message string    `json:"message"`
+}
+
+// NodeStateCounts counts a cluster's nodes by state.
+type NodeStateCounts struct {
+	Idle      int `json:"idle"`
+	Running   int `json:"running"`
+	Preparing int `json:"preparing"`
+	Unusable  int `json:"unusable"`
+	Leaving   int `json:"leaving"`
+	Preempted int `json:"preempted"`
+}
+
+// Add counts one node in state s.
+func (c *NodeStateCounts) Add(s string) {
+	switch s {
+	case NodeIdle:
+		c.Idle++
+	case NodeRunning:
+		c.Running++
+	case NodePreparing:
+		c.Preparing++
+	case NodeUnusable:
+		c.Unusable++
+	case NodeLeaving:
+		c.Leaving++
+	case NodePreempted:
+		c.Preempted++
+	}
+}
+
+// Target is a compute target with its spec and status.
+type Target struct {
+	TargetSpec
+	// Owner is the user who created the target.
+	Owner string `json:"owner,omitempty"`
+
+	ProvisioningState  string              `json:"provisioning_state"`
+	AllocationState    string              `json:"allocation_state,omitempty"`
+	CurrentNodeCount   int                 `json:"current_node_count"`
+	TargetNodeCount    int                 `json:"target_node_count"`
+	NodeStateCounts    NodeStateCounts     `json:"node_state_counts"`
+	ProvisioningErrors []ProvisioningError `json:"provisioning_errors"`
+	// ScaleReason says in words why the target node count is what it is.
+	ScaleReason string `json:"scale_reason,omitempty"`
+	// ProviderFailures counts consecutive failed provider calls (drives backoff).
+	ProviderFailures int `json:"provider_failures,omitempty"`
+	// LastProviderFailure is when the last of them happened.
+	LastProviderFailure time.Time `json:"last_provider_failure,omitzero"`
+
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	CreateIndex uint64    `json:"create_index"`
+	ModifyIndex uint64    `json:"modify_index"`
+}
+
+// IdleSeconds returns the resolved idle_seconds_before_scaledown.
+func (t *Target) IdleSeconds() int {
+	if t.IdleSecondsBeforeScaledown == nil {
+		return DefaultIdleSecondsBeforeScaledown
+	}
+	return *t.IdleSecondsBeforeScaledown
+}
+
+// Copy returns a copy of t that shares nothing mutable with it.
+func (t *Target) Copy() *Target {
+	c := *t
+	if t.IdleSecondsBeforeScaledown != nil {
+		v := *t.IdleSecondsBeforeScaledown
+		c.IdleSecondsBeforeScaledown = &v
+	}
+	c.ProvisioningErrors = append([]ProvisioningError(nil), t.ProvisioningErrors...)
+	return &c
+}
+
+// TargetUpdate changes a target's scaling settings; nil fields are left alone.
+type TargetUpdate struct {
+	MinNodes                   *int    `json:"min_nodes,omitempty"`
+	MaxNodes                   *int    `json:"max_nodes,omitempty"`
+	IdleSecondsBeforeScaledown *int    `json:"idle_seconds_before_scaledown,omitempty"`
+	Preemption                 *string `json:"preemption,omitempty"`
+	Description                *string `json:"description,omitempty"`
+}

@@ -1,0 +1,298 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/amld/amld/api"
+	"github.com/amld/amld/autoscale"
+	"github.com/amld/amld/nodes"
+	"github.com/amld/amld/raftstore"
+)
+
+// executor carries out the autoscaler's decisions on the leader: it commits
+// each through Raft first, then calls the provider, then commits the
+// outcome. It lives as long as one term of leadership.
+type executor struct {
+	s  *Server
+	wg sync.WaitGroup
+
+	mu       sync.Mutex
+	inflight map[string]string // node ID → "create" | "delete"
+}
+
+func newExecutor(s *Server) *executor {
+	return &executor{s: s, inflight: map[string]string{}}
+}
+
+// wait returns once every provider call started by e has returned.
+func (e *executor) wait() { e.wg.Wait() }
+
+func (e *executor) busy(nodeID string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.inflight[nodeID]
+	return ok
+}
+
+// start runs fn for nodeID in the background unless a call for it is in
+// flight already.
+func (e *executor) start(ctx context.Context, nodeID, op string, fn func(context.Context)) {
+	e.mu.Lock()
+	if _, ok := e.inflight[nodeID]; ok {
+		e.mu.Unlock()
+		return
+	}
+	e.inflight[nodeID] = op
+	e.mu.Unlock()
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer func() {
+			e.mu.Lock()
+			delete(e.inflight, nodeID)
+			e.mu.Unlock()
+		}()
+		fn(ctx)
+	}()
+}
+
+// autoscaleLoop decides for every cluster whenever the state changes (at
+// most every 100 ms) and at least every second, or at a decision's NextCheck.
+func (e *executor) autoscaleLoop(ctx context.Context) {
+	var seen uint64
+	for ctx.Err() == nil {
+		next := e.round(ctx)
+		wait := time.Second
+		if !next.IsZero() {
+			wait = min(wait, max(time.Until(next), 10*time.Millisecond))
+		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		st := e.s.store.WaitForIndex(wctx, seen)
+		cancel()
+		seen = st.Index()
+		sleepCtx(ctx, 100*time.Millisecond)
+	}
+}
+
+// round makes one decision per cluster and carries it out; it returns the
+// earliest NextCheck.
+func (e *executor) round(ctx context.Context) time.Time {
+	st := e.s.store.State()
+	var next time.Time
+	for _, t := range st.Targets() {
+		if t.Type != api.KindCluster {
+			continue
+		}
+		size, ok := e.s.cfg.Sizes.Get(t.VMSize)
+		if !ok {
+			continue
+		}
+		var runs []*api.Run
+		for _, r := range st.RunsOfTarget(t.Name) {
+			if r.State == api.RunQueued || r.LiveAttempt() != nil {
+				runs = append(runs, r)
+			}
+		}
+		nodesOf := st.NodesOfTarget(t.Name)
+		d := autoscale.Decide(e.s.cfg.Autoscale, autoscale.Input{
+			Now: time.Now(), Target: t, Size: size, Nodes: nodesOf, Runs: runs,
+		})
+		e.carryOut(ctx, st, t, size, nodesOf, d)
+		if !d.NextCheck.IsZero() && (next.IsZero() || d.NextCheck.Before(next)) {
+			next = d.NextCheck
+		}
+	}
+	return next
+}
+
+func (e *executor) carryOut(ctx context.Context, st *raftstore.State, t *api.Target, size api.VMSize, ns []*api.Node, d autoscale.Decision) {
+	s := e.s
+	if d.TargetNodeCount != t.TargetNodeCount || d.Reason != t.ScaleReason {
+		if _, err := s.store.Apply(ctx, raftstore.MsgTargetScale, &raftstore.TargetScaleRequest{
+			Name: t.Name, TargetNodeCount: d.TargetNodeCount, Reason: d.Reason, Time: now(),
+		}); err != nil {
+			s.log.Warn("record scale decision", "target", t.Name, "err", err)
+			return
+		}
+	}
+	for _, a := range d.MarkUnusable {
+		s.log.Warn("node unusable", "node", a.NodeID, "reason", a.Reason)
+		if _, err := s.store.Apply(ctx, raftstore.MsgNodeDown, &raftstore.NodeDownRequest{
+			NodeID: a.NodeID, State: api.NodeUnusable, Reason: a.Reason, Time: now(),
+		}); err != nil {
+			s.log.Warn("mark node unusable", "node", a.NodeID, "err", err)
+		}
+	}
+	prov := s.cfg.Providers[t.Provider]
+	if prov == nil {
+		return
+	}
+	for _, a := range d.Delete {
+		e.deleteNode(ctx, prov, a.NodeID, a.ProviderID, a.Reason, true)
+	}
+	// Nodes left leaving by an earlier leader, or whose delete failed.
+	for _, n := range ns {
+		if n.State == api.NodeLeaving && !e.busy(n.ID) {
+			e.deleteNode(ctx, prov, n.ID, n.ProviderID, n.Reason, false)
+		}
+	}
+	for range d.Create {
+		e.createNode(ctx, prov, t, size)
+	}
+	if t.ProvisioningState == api.ProvisioningDeleting && len(ns) == 0 {
+		if _, err := s.store.Apply(ctx, raftstore.MsgTargetRemove, &raftstore.TargetRemoveRequest{Name: t.Name}); err != nil {
+			s.log.Warn("remove target", "target", t.Name, "err", err)
+		} else {
+			s.log.Info("target removed", "target", t.Name)
+		}
+	}
+}
+
+// createNode records a preparing node, then asks the provider for it.
+func (e *executor) createNode(ctx context.Context, prov nodes.Provider, t *api.Target, size api.VMSize) {
+	s := e.s
+	n := &api.Node{
+		ID: newID("n"), Target: t.Name, State: api.NodePreparing, VMSize: size.Name,
+		Priority: t.VMPriority, Capacity: size.Resources(), CreatedAt: now(),
+	}
+	n.StateChangedAt = n.CreatedAt
+	if _, err := s.store.Apply(ctx, raftstore.MsgNodeCreate, &raftstore.NodeCreateRequest{Node: n}); err != nil {
+		s.log.Warn("record new node", "target", t.Name, "err", err)
+		return
+	}
+	s.log.Info("creating node", "target", t.Name, "node", n.ID, "provider", prov.Name())
+	spec := nodes.NodeSpec{
+		NodeID: n.ID, Target: t.Name, Size: size, Priority: t.VMPriority,
+		HeadAddrs: []string{s.URL()}, JoinToken: s.JoinToken(),
+	}
+	failures := t.ProviderFailures
+	e.start(ctx, n.ID, "create", func(ctx context.Context) {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		_, err := prov.Create(cctx, spec)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			s.log.Warn("provider create failed", "target", t.Name, "node", n.ID, "err", err)
+			e.recordResult(ctx, t.Name, &api.ProvisioningError{Time: now(), Code: "CreateFailed", Message: fmt.Sprintf("create node %s: %v", n.ID, err)})
+			_, _ = s.store.Apply(ctx, raftstore.MsgNodeDown, &raftstore.NodeDownRequest{
+				NodeID: n.ID, State: api.NodeUnusable, Reason: "provider could not create it: " + err.Error(), Time: now(),
+			})
+			return
+		}
+		if failures > 0 {
+			e.recordResult(ctx, t.Name, nil)
+		}
+	})
+}
+
+// deleteNode marks a node leaving, has the provider delete it, and drops it.
+func (e *executor) deleteNode(ctx context.Context, prov nodes.Provider, nodeID, providerID, reason string, mark bool) {
+	if e.busy(nodeID) {
+		return
+	}
+	s := e.s
+	if mark {
+		if n := s.store.State().Node(nodeID); n != nil && n.State != api.NodeLeaving {
+			if _, err := s.store.Apply(ctx, raftstore.MsgNodeDown, &raftstore.NodeDownRequest{
+				NodeID: nodeID, State: api.NodeLeaving, Reason: reason, Time: now(),
+			}); err != nil {
+				s.log.Warn("mark node leaving", "node", nodeID, "err", err)
+				return
+			}
+		}
+	}
+	s.log.Info("deleting node", "node", nodeID, "reason", reason)
+	e.start(ctx, nodeID, "delete", func(ctx context.Context) {
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		err := prov.Delete(dctx, nodeID, providerID)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			s.log.Warn("provider delete failed", "node", nodeID, "err", err)
+			if n := s.store.State().Node(nodeID); n != nil {
+				e.recordResult(ctx, n.Target, &api.ProvisioningError{Time: now(), Code: "DeleteFailed", Message: fmt.Sprintf("delete node %s: %v", nodeID, err)})
+			}
+			sleepCtx(ctx, 5*time.Second)
+			return
+		}
+		if _, err := s.store.Apply(ctx, raftstore.MsgNodeRemove, &raftstore.NodeRemoveRequest{NodeID: nodeID, Reason: reason, Time: now()}); err != nil {
+			s.log.Warn("remove node", "node", nodeID, "err", err)
+		}
+	})
+}
+
+func (e *executor) recordResult(ctx context.Context, target string, perr *api.ProvisioningError) {
+	if _, err := e.s.store.Apply(ctx, raftstore.MsgProvisioningResult, &raftstore.ProvisioningResultRequest{Name: target, Error: perr, Time: now()}); err != nil {
+		e.s.log.Warn("record provisioning result", "target", target, "err", err)
+	}
+}
+
+// orphanLoop compares what the providers have with the node records: a
+// machine with no record (left by a crashed head) is deleted; a record whose
+// machine is gone is a lost node.
+func (e *executor) orphanLoop(ctx context.Context) {
+	first := true
+	for {
+		wait := 15 * time.Second
+		if first {
+			wait, first = 2*time.Second, false
+		}
+		if !sleepCtx(ctx, wait) {
+			return
+		}
+		for name, prov := range e.s.cfg.Providers {
+			e.reconcile(ctx, name, prov)
+		}
+	}
+}
+
+func (e *executor) reconcile(ctx context.Context, name string, prov nodes.Provider) {
+	s := e.s
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	insts, err := prov.List(lctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("provider list failed", "provider", name, "err", err)
+		}
+		return
+	}
+	st := s.store.State()
+	have := map[string]bool{}
+	for _, in := range insts {
+		have[in.NodeID] = true
+		if st.Node(in.NodeID) == nil && !e.busy(in.NodeID) {
+			s.log.Warn("deleting orphan machine", "provider", name, "node", in.NodeID)
+			e.start(ctx, in.NodeID, "delete", func(ctx context.Context) {
+				dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+				defer cancel()
+				if err := prov.Delete(dctx, in.NodeID, in.ProviderID); err != nil {
+					s.log.Warn("delete orphan", "node", in.NodeID, "err", err)
+				}
+			})
+		}
+	}
+	for _, n := range st.Nodes() {
+		t := st.Target(n.Target)
+		if t == nil || t.Provider != name || have[n.ID] || e.busy(n.ID) {
+			continue
+		}
+		if n.State == api.NodeLeaving || n.State == api.NodeUnusable || n.State == api.NodePreempted {
+			continue
+		}
+		if time.Since(n.CreatedAt) < 10*time.Second {
+			continue
+		}
+		s.log.Warn("node's machine is gone", "node", n.ID)
+		_, _ = s.store.Apply(ctx, raftstore.MsgNodeDown, &raftstore.NodeDownRequest{
+			NodeID: n.ID, State: api.NodeUnusable, Reason: "its machine is gone: the " + name + " provider no longer lists it", Time: now(),
+		})
+	}
+}

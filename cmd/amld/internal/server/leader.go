@@ -1,0 +1,242 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/amld/amld/api"
+	"github.com/amld/amld/raftstore"
+	"github.com/amld/amld/scheduler"
+)
+
+// leadershipLoop starts the leader's duties when this head becomes leader
+// and stops them the moment it is not (one stop: the duties' context).
+func (s *Server) leadershipLoop(ctx context.Context) {
+	var (
+		stop func()
+		wg   sync.WaitGroup
+	)
+	stopDuties := func() {
+		if stop != nil {
+			stop()
+			wg.Wait()
+			stop = nil
+			s.log.Info("leader duties stopped")
+		}
+	}
+	defer stopDuties()
+	startDuties := func() {
+		if stop != nil {
+			return
+		}
+		lctx, cancel := context.WithCancel(ctx)
+		stop = cancel
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.leaderDuties(lctx)
+		}()
+	}
+	if s.store.IsLeader() {
+		startDuties()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case isLeader, ok := <-s.store.LeadershipCh():
+			if !ok {
+				return
+			}
+			if isLeader {
+				startDuties()
+			} else {
+				stopDuties()
+			}
+		}
+	}
+}
+
+// leaderDuties runs while this head leads: after a barrier (so the state
+// reflects every committed entry), it bootstraps an empty cluster and runs
+// the scheduling, autoscaling, liveness and orphan loops.
+func (s *Server) leaderDuties(ctx context.Context) {
+	for {
+		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := s.store.Barrier(bctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("barrier failed; retrying", "err", err)
+		if !sleepCtx(ctx, 200*time.Millisecond) {
+			return
+		}
+	}
+	if s.cfg.Bootstrap {
+		if err := s.bootstrap(ctx); err != nil {
+			s.log.Error("bootstrap failed", "err", err)
+			return
+		}
+	}
+	s.log.Info("leader duties started")
+	// Every registered node gets a full heartbeat TTL from now: the new
+	// leader has not heard from anyone yet.
+	st := s.store.State()
+	s.hb.resetAll(st.Nodes(), time.Now())
+
+	ex := newExecutor(s)
+	var wg sync.WaitGroup
+	for _, loop := range []func(context.Context){s.scheduleLoop, ex.autoscaleLoop, s.livenessLoop, ex.orphanLoop} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loop(ctx)
+		}()
+	}
+	wg.Wait()
+	ex.wait()
+}
+
+// sleepCtx sleeps for d or until ctx is done; it reports whether ctx lives.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// schedState builds the scheduler's snapshot.
+func (s *Server) schedState(st *raftstore.State) *scheduler.State {
+	ss := &scheduler.State{
+		Targets: map[string]*api.Target{},
+		VMSizes: s.cfg.Sizes.Map(),
+		Nodes:   st.Nodes(),
+		Runs:    st.PendingRuns(),
+	}
+	for _, t := range st.Targets() {
+		ss.Targets[t.Name] = s.targetView(st, t)
+	}
+	return ss
+}
+
+// scheduleLoop runs a scheduling round whenever the state changes (and at
+// least every 2 s), and commits each non-empty plan in one command.
+func (s *Server) scheduleLoop(ctx context.Context) {
+	var seen, mine uint64
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st := s.store.WaitForIndex(wctx, seen)
+		timedOut := wctx.Err() != nil
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if st.Index() == mine && !timedOut {
+			seen = st.Index()
+			continue // nothing changed but our own plan
+		}
+		seen = st.Index()
+		plan := scheduler.Schedule(s.schedState(st))
+		if plan.Empty() {
+			continue
+		}
+		req := &raftstore.PlanApplyRequest{Time: now()}
+		for _, p := range plan.Placements {
+			req.Placements = append(req.Placements, raftstore.Placement{RunID: p.RunID, Allocations: p.Allocations})
+		}
+		for _, r := range plan.Reasons {
+			req.Reasons = append(req.Reasons, raftstore.WaitReason{RunID: r.RunID, Reason: r.Reason})
+		}
+		for _, p := range plan.Preemptions {
+			req.Preemptions = append(req.Preemptions, raftstore.Preemption{RunID: p.RunID, By: p.By})
+		}
+		idx, err := s.store.Apply(ctx, raftstore.MsgPlanApply, req)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("apply plan", "err", err)
+				sleepCtx(ctx, 200*time.Millisecond)
+			}
+			continue
+		}
+		mine = idx
+		if len(req.Placements)+len(req.Preemptions) > 0 {
+			s.log.Debug("plan applied", "placements", len(req.Placements), "preemptions", len(req.Preemptions), "reasons", len(req.Reasons))
+		}
+	}
+}
+
+// livenessLoop marks nodes that stopped heartbeating unusable; the state
+// machine then requeues their running attempts.
+func (s *Server) livenessLoop(ctx context.Context) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		t := time.Now()
+		for _, n := range s.store.State().Nodes() {
+			if !n.Ready() {
+				continue
+			}
+			if silent := s.hb.silentFor(n.ID, t); silent > s.cfg.HeartbeatTTL {
+				reason := "missed heartbeats for " + silent.Truncate(time.Second).String()
+				s.log.Warn("node lost", "node", n.ID, "reason", reason)
+				if _, err := s.store.Apply(ctx, raftstore.MsgNodeDown, &raftstore.NodeDownRequest{
+					NodeID: n.ID, State: api.NodeUnusable, Reason: reason, Time: now(),
+				}); err != nil && ctx.Err() == nil {
+					s.log.Warn("mark node unusable", "node", n.ID, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// heartbeats is the leader's in-memory record of when each node was last
+// heard from. It is not replicated: a new leader gives every node a fresh
+// TTL (as Nomad does).
+type heartbeats struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func newHeartbeats() *heartbeats { return &heartbeats{last: map[string]time.Time{}} }
+
+func (h *heartbeats) seen(nodeID string) {
+	h.mu.Lock()
+	h.last[nodeID] = time.Now()
+	h.mu.Unlock()
+}
+
+func (h *heartbeats) resetAll(ns []*api.Node, t time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.last = make(map[string]time.Time, len(ns))
+	for _, n := range ns {
+		h.last[n.ID] = t
+	}
+}
+
+// silentFor is how long nodeID has not been heard from; a node never seen
+// starts its TTL now.
+func (h *heartbeats) silentFor(nodeID string, t time.Time) time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	last, ok := h.last[nodeID]
+	if !ok {
+		h.last[nodeID] = t
+		return 0
+	}
+	return t.Sub(last)
+}

@@ -1,0 +1,344 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/amld/amld/api"
+	"github.com/amld/amld/autoscale"
+	"github.com/amld/amld/nodes"
+	"github.com/amld/amld/raftstore"
+)
+
+// Config is a head's configuration.
+type Config struct {
+	// ID names this head among its peers (default: the host name).
+	ID string
+	// DataDir holds the Raft log and snapshots, the token files and the
+	// local provider's nodes.
+	DataDir string
+	// Listen is the HTTP API address (host:port; port 0 picks one).
+	Listen string
+	// Advertise is the API address agents and peers use (default: the
+	// address actually listened on).
+	Advertise string
+	// RaftAddr is the Raft transport address (default: Listen's port + 1).
+	RaftAddr string
+	// Bootstrap makes a new single-voter cluster when the data dir is empty.
+	Bootstrap bool
+	// Sizes is the vm_size catalogue (default: the built-in one).
+	Sizes *Sizes
+	// Providers by name; DefaultProvider is used when a target names none.
+	Providers       map[string]nodes.Provider
+	DefaultProvider string
+	// HeartbeatTTL: a node not heard from for this long becomes unusable
+	// and its running attempts are requeued.
+	HeartbeatTTL time.Duration
+	// Autoscale tunes the autoscaler.
+	Autoscale autoscale.Config
+	// Raft tunes consensus (ID, DataDir and addresses are filled in).
+	Raft raftstore.Config
+	// Logger receives the head's logs (never a secret).
+	Logger *slog.Logger
+	// Stdout is where the admin token is printed, once, at bootstrap.
+	Stdout io.Writer
+}
+
+// DefaultConfig returns a head configuration with documented defaults.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		ID:              host,
+		Listen:          "127.0.0.1:7070",
+		Bootstrap:       true,
+		DefaultProvider: "local",
+		HeartbeatTTL:    10 * time.Second,
+		Autoscale:       autoscale.DefaultConfig(),
+		Raft:            raftstore.DefaultConfig(),
+	}
+}
+
+// Validate checks the configuration, naming the field at fault.
+func (c *Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("data dir: required (--data-dir)")
+	case c.ID == "":
+		return errors.New("id: required")
+	case c.Listen == "":
+		return errors.New("listen: required (--listen host:port)")
+	case c.HeartbeatTTL < time.Second || c.HeartbeatTTL > 10*time.Minute:
+		return fmt.Errorf("heartbeat ttl: must be 1s..10m, got %s", c.HeartbeatTTL)
+	case len(c.Providers) == 0:
+		return errors.New("providers: at least one node provider is required")
+	}
+	if _, ok := c.Providers[c.DefaultProvider]; !ok {
+		return fmt.Errorf("default provider: %q is not configured", c.DefaultProvider)
+	}
+	return c.Autoscale.Validate()
+}
+
+// Files in the data dir.
+const (
+	adminTokenFile = "admin.token"
+	joinTokenFile  = "join.token"
+)
+
+// Server is one head.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	store *raftstore.Store
+	ln    net.Listener
+	http  *http.Server
+	addr  string // advertised API address
+
+	joinMu    sync.RWMutex
+	joinToken string
+
+	ready     chan struct{} // closed once the cluster is bootstrapped and known here
+	readyOnce sync.Once
+
+	hb *heartbeats
+}
+
+// New opens the head's state and binds its API address; Run serves.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	if cfg.Sizes == nil {
+		sz, err := NewSizes(nil)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Sizes = sz
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	addr := cfg.Advertise
+	if addr == "" {
+		addr = ln.Addr().String()
+	}
+	rc := cfg.Raft
+	rc.ID = cfg.ID
+	rc.DataDir = filepath.Join(cfg.DataDir, "raft")
+	rc.Bootstrap = cfg.Bootstrap
+	rc.Logger = cfg.Logger.With("component", "raft")
+	if rc.BindAddr == "" {
+		rc.BindAddr = cfg.RaftAddr
+	}
+	if rc.BindAddr == "" {
+		rc.BindAddr, err = nextPort(ln.Addr().String())
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
+	store, err := raftstore.Open(rc)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("open state: %w", err)
+	}
+	s := &Server{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		store: store,
+		ln:    ln,
+		addr:  addr,
+		ready: make(chan struct{}),
+		hb:    newHeartbeats(),
+	}
+	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, joinTokenFile)); err == nil {
+		s.joinToken = strings.TrimSpace(string(b))
+	}
+	s.http = &http.Server{
+		Handler:           accessLog(s.log, s.routes()),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// nextPort returns host:port+1 of addr (the default Raft address).
+func nextPort(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	var p int
+	if _, err := fmt.Sscanf(port, "%d", &p); err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(host, fmt.Sprint(p+1)), nil
+}
+
+// Addr is the API address agents and clients use.
+func (s *Server) Addr() string { return s.addr }
+
+// URL is the API base URL.
+func (s *Server) URL() string { return "http://" + s.addr }
+
+// Ready is closed once the cluster is bootstrapped and this head can serve.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// AdminTokenPath is where the bootstrap admin token is kept for the operator.
+func (s *Server) AdminTokenPath() string { return filepath.Join(s.cfg.DataDir, adminTokenFile) }
+
+// Run serves the API and, while this head leads, carries out the leader's
+// duties, until ctx is canceled; then it shuts down cleanly.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+
+	s.http.BaseContext = func(net.Listener) context.Context { return ctx }
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			select {
+			case errc <- fmt.Errorf("http: %w", err):
+			default:
+			}
+			cancel()
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.leadershipLoop(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.watchReady(ctx)
+	}()
+	s.log.Info("amld head serving", "api", s.URL(), "id", s.cfg.ID)
+
+	<-ctx.Done()
+	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	_ = s.http.Shutdown(shutdownCtx)
+	wg.Wait()
+	err := s.store.Close()
+	select {
+	case e := <-errc:
+		return e
+	default:
+	}
+	if err != nil {
+		return fmt.Errorf("close state: %w", err)
+	}
+	s.log.Info("amld head stopped")
+	return nil
+}
+
+// watchReady closes Ready once the cluster's bootstrap is applied (done by
+// the first leader) and the join token is known here.
+func (s *Server) watchReady(ctx context.Context) {
+	var idx uint64
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		st := s.store.WaitForIndex(wctx, idx)
+		cancel()
+		idx = st.Index()
+		if st.Meta() != nil && s.JoinToken() != "" {
+			s.readyOnce.Do(func() { close(s.ready) })
+			return
+		}
+	}
+}
+
+// JoinToken returns the agents' join token (a secret; never log it).
+func (s *Server) JoinToken() string {
+	s.joinMu.RLock()
+	defer s.joinMu.RUnlock()
+	return s.joinToken
+}
+
+// bootstrap initialises an empty cluster: an admin token (printed once,
+// and kept 0600 in the data dir) and a join token, both stored hashed.
+func (s *Server) bootstrap(ctx context.Context) error {
+	if s.store.State().Meta() != nil {
+		return nil
+	}
+	admin, join := newToken("amld"), newToken("join")
+	if err := writeSecret(filepath.Join(s.cfg.DataDir, adminTokenFile), admin); err != nil {
+		return err
+	}
+	if err := writeSecret(filepath.Join(s.cfg.DataDir, joinTokenFile), join); err != nil {
+		return err
+	}
+	s.joinMu.Lock()
+	s.joinToken = join
+	s.joinMu.Unlock()
+	_, err := s.store.Apply(ctx, raftstore.MsgBootstrap, &raftstore.BootstrapRequest{
+		ClusterID:      newID("c"),
+		AdminTokenHash: hashToken(admin),
+		JoinTokenHash:  hashToken(join),
+		Time:           time.Now().UTC(),
+	})
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	fmt.Fprintf(s.cfg.Stdout, "amld: new cluster bootstrapped.\nAdmin token (shown once; kept for the operator in %s, mode 0600):\n\n    %s\n\n",
+		s.AdminTokenPath(), admin)
+	return nil
+}
+
+// writeSecret writes a token file readable by its owner only.
+func writeSecret(path, secret string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+// providerNames lists the configured providers.
+func (s *Server) providerNames() []string {
+	var out []string
+	for n := range s.cfg.Providers {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// apply proposes a command; handlers use it so errors map to HTTP answers.
+func (s *Server) apply(ctx context.Context, t raftstore.MsgType, req any) (uint64, error) {
+	return s.store.Apply(ctx, t, req)
+}
+
+// now is the proposer's clock: every command is stamped here, in UTC.
+func now() time.Time { return time.Now().UTC() }
+
+var _ = api.RunQueued

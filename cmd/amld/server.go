@@ -1,0 +1,117 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/amld/amld/cmd/amld/internal/server"
+	"github.com/amld/amld/nodes"
+)
+
+// serverFlags are the flags shared by `amld server` and `amld dev`.
+type serverFlags struct {
+	dataDir      string
+	listen       string
+	advertise    string
+	raftAddr     string
+	id           string
+	sizesFile    string
+	logLevel     string
+	heartbeatTTL time.Duration
+	provTimeout  time.Duration
+}
+
+func (f *serverFlags) register(c *cobra.Command, defaultDataDir string) {
+	c.Flags().StringVar(&f.dataDir, "data-dir", defaultDataDir, "directory for the Raft log, snapshots, token files and local nodes")
+	c.Flags().StringVar(&f.listen, "listen", "127.0.0.1:7070", "HTTP API address (host:port)")
+	c.Flags().StringVar(&f.advertise, "advertise", "", "API address agents and clients should use (default: the listen address)")
+	c.Flags().StringVar(&f.raftAddr, "raft", "", "Raft transport address (default: the listen port + 1)")
+	c.Flags().StringVar(&f.id, "id", "", "this head's ID among its peers (default: the host name)")
+	c.Flags().StringVar(&f.sizesFile, "sizes-file", "", "YAML file of extra vm_sizes: a list of {name, cpus, memory_gb, gpus, gpu_model}")
+	c.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	c.Flags().DurationVar(&f.heartbeatTTL, "heartbeat-ttl", 10*time.Second, "a node not heard from for this long is unusable and its runs are requeued")
+	c.Flags().DurationVar(&f.provTimeout, "provisioning-timeout", 5*time.Minute, "a node whose agent has not registered after this long is unusable and replaced")
+}
+
+// config turns the flags into a head configuration with a local provider.
+func (f *serverFlags) config(stopNodesOnClose bool) (server.Config, *nodes.Local, error) {
+	cfg := server.DefaultConfig()
+	if f.dataDir == "" {
+		return cfg, nil, usageError{fmt.Errorf("--data-dir is required")}
+	}
+	abs, err := filepath.Abs(f.dataDir)
+	if err != nil {
+		return cfg, nil, err
+	}
+	log, err := newLogger(f.logLevel)
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg.DataDir = abs
+	cfg.Listen = f.listen
+	cfg.Advertise = f.advertise
+	cfg.RaftAddr = f.raftAddr
+	if f.id != "" {
+		cfg.ID = f.id
+	}
+	cfg.Logger = log
+	cfg.HeartbeatTTL = f.heartbeatTTL
+	cfg.Autoscale.ProvisioningTimeout = f.provTimeout
+	if f.sizesFile != "" {
+		extra, err := server.LoadSizesFile(f.sizesFile)
+		if err != nil {
+			return cfg, nil, usageError{fmt.Errorf("--sizes-file: %w", err)}
+		}
+		if cfg.Sizes, err = server.NewSizes(extra); err != nil {
+			return cfg, nil, usageError{fmt.Errorf("--sizes-file: %w", err)}
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return cfg, nil, fmt.Errorf("find the amld binary for local nodes: %w", err)
+	}
+	local, err := nodes.NewLocal(nodes.LocalConfig{
+		Binary:           exe,
+		DataDir:          filepath.Join(abs, "nodes"),
+		Logger:           log.With("provider", "local"),
+		StopNodesOnClose: stopNodesOnClose,
+	})
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg.Providers = map[string]nodes.Provider{local.Name(): local}
+	cfg.DefaultProvider = local.Name()
+	return cfg, local, nil
+}
+
+func serverCmd() *cobra.Command {
+	var f serverFlags
+	c := &cobra.Command{
+		Use:   "server",
+		Short: "Run a head: the API, the Raft state, the scheduler and the autoscaler",
+		Long: `Run a head. On an empty data dir it bootstraps a new cluster and prints
+the admin token once (it is also kept, mode 0600, in DATA_DIR/admin.token).
+SIGTERM or SIGINT shuts it down cleanly; nodes made by the local provider
+keep running and are found again when the head restarts.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, local, err := f.config(false)
+			if err != nil {
+				return err
+			}
+			srv, err := server.New(cfg)
+			if err != nil {
+				return err
+			}
+			err = srv.Run(c.Context())
+			local.Close(c.Context())
+			return err
+		},
+	}
+	f.register(c, "")
+	return c
+}

@@ -1,0 +1,458 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/amld/amld/api"
+)
+
+// DefaultMasterPort is MASTER_PORT for torch-style jobs.
+const DefaultMasterPort = 29500
+
+// attempt is one node's share of one attempt of a run, from assignment to
+// final report.
+type attempt struct {
+	a   *Agent
+	asg api.Assignment
+	key api.AttemptKey
+	log *slog.Logger
+
+	// ctx ends when the agent stops or the head fences the attempt off:
+	// either way the process is killed and nothing more is reported.
+	ctx    context.Context
+	cancel context.CancelFunc
+	fenced atomic.Bool
+
+	stopOnce sync.Once
+	stopCh   chan struct{} // closed when the head stopped or dropped the attempt
+	stopWhy  string        // written before stopCh is closed
+
+	done chan struct{} // closed when the attempt's goroutine returned
+}
+
+func (a *Agent) newAttempt(ctx context.Context, asg api.Assignment) *attempt {
+	ctx, cancel := context.WithCancel(ctx)
+	k := asg.Key()
+	return &attempt{
+		a:      a,
+		asg:    asg,
+		key:    k,
+		log:    a.log.With("run", k.RunID, "attempt", k.Attempt, "node_index", k.NodeIndex),
+		ctx:    ctx,
+		cancel: cancel,
+		stopCh: make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+}
+
+// goRun runs fn as the attempt's goroutine, owned by the agent.
+func (at *attempt) goRun(fn func()) {
+	at.a.wg.Add(1)
+	go func() {
+		defer at.a.wg.Done()
+		defer close(at.done)
+		defer at.cancel()
+		fn()
+	}()
+}
+
+// requestStop asks the attempt to stop; the first reason wins.
+func (at *attempt) requestStop(reason string) {
+	at.stopOnce.Do(func() {
+		at.stopWhy = reason
+		close(at.stopCh)
+	})
+}
+
+// fence records that the head refused a report of the attempt: it is
+// killed and reported no more.
+func (at *attempt) fence(err error) {
+	if at.fenced.CompareAndSwap(false, true) {
+		at.log.Info("the head fenced the attempt off; killing it", "err", err)
+		at.cancel()
+	}
+}
+
+// report sends st until the head takes it, fences the attempt, or the
+// agent stops. It returns whether the head took it.
+func (at *attempt) report(st api.AttemptStatus) bool {
+	st.AttemptKey = at.key
+	err := at.a.call(at.ctx, "report "+st.State, at.a.cfg.RequestTimeout, func(ctx context.Context, c *api.Client) error {
+		return c.ReportStatus(ctx, st)
+	})
+	switch {
+	case err == nil:
+		return true
+	case at.ctx.Err() != nil:
+	case isFenced(err):
+		at.fence(err)
+	default:
+		at.log.Warn("the head refused a status report", "state", st.State, "err", err)
+	}
+	return false
+}
+
+// run prepares the work dir, starts the command, ships its output, waits
+// for it to end (or stops it), collects outputs and reports the end.
+func (at *attempt) run() {
+	a := at.a
+	dir := a.attemptDir(at.key)
+	if err := a.recs.put(record{Key: at.key}); err != nil {
+		at.finish(exitedWith(ExitPrepareFailed, "the agent could not record the attempt: "+err.Error()), "", nil)
+		return
+	}
+	ckpt := filepath.Join(a.cfg.WorkDir, "checkpoints", at.key.RunID)
+	rt, err := at.runtime()
+	if err == nil {
+		err = at.prepare(dir, ckpt)
+	}
+	if err != nil {
+		if at.ctx.Err() != nil {
+			at.abandon(dir)
+			return
+		}
+		at.log.Warn("could not prepare the attempt", "err", err)
+		at.finish(exitedWith(ExitPrepareFailed, "preparing the attempt: "+err.Error()), dir, nil)
+		return
+	}
+	select {
+	case <-at.stopCh:
+		at.finish(exitedWith(exitStoppedBeforeStart, at.stopWhy+" before it started"), dir, nil)
+		return
+	default:
+	}
+	h, err := rt.Start(at.ctx, Spec{
+		Key:        at.key,
+		Image:      at.asg.Run.Environment.Image,
+		Command:    at.asg.Run.Command,
+		Dir:        dir,
+		Env:        at.env(dir, ckpt),
+		Allocation: at.asg.Allocation,
+	})
+	if err != nil {
+		if at.ctx.Err() != nil {
+			at.abandon(dir)
+			return
+		}
+		code, reason := ExitPrepareFailed, err.Error()
+		var se *StartError
+		if errors.As(err, &se) {
+			code = se.Code
+		}
+		at.log.Warn("the command could not be started", "err", err)
+		at.finish(exitedWith(code, reason), dir, nil)
+		return
+	}
+	at.log.Info("attempt started", "runtime", rt.Name())
+	rep := at.startReporter()
+	rep.send(api.AttemptStatus{State: api.AttemptRunning})
+	sh := at.ship(h.Output())
+	end := at.supervise(h)
+	sh.wait() // all output shipped (or given up) before the end is reported
+	if at.ctx.Err() != nil {
+		rep.closeWait()
+		at.abandon(dir)
+		return
+	}
+	code := h.ExitCode()
+	var st api.AttemptStatus
+	switch end {
+	case endStopped:
+		st = exitedWith(code, at.stopWhy)
+	case endTimedOut:
+		st = exitedWith(code, fmt.Sprintf("exceeded max_run_duration_seconds=%d", at.asg.Run.MaxRunDurationSeconds))
+		st.TimedOut = true
+	default:
+		rep.send(api.AttemptStatus{State: api.AttemptFinalizing})
+		st = exitedWith(code, "")
+		if code != 0 {
+			st.Reason = fmt.Sprintf("exit code %d", code)
+		}
+		if at.key.NodeIndex == 0 {
+			id, note := at.collectOutputs(filepath.Join(dir, "outputs"))
+			st.OutputsID = id
+			if note != "" && st.Reason != "" {
+				st.Reason += "; " + note
+			} else if note != "" {
+				st.Reason = note
+			}
+		}
+	}
+	at.log.Info("attempt ended", "exit_code", code, "reason", st.Reason)
+	at.finish(st, dir, rep)
+}
+
+// ending says how a command's run ended.
+type ending int
+
+const (
+	endExited   ending = iota // the command exited by itself
+	endStopped                // the head stopped or dropped the attempt
+	endTimedOut               // it ran past max_run_duration_seconds
+	endAborted                // the agent stops, or the attempt was fenced off
+)
+
+// supervise waits for the command to end, killing it when it is stopped,
+// runs too long, or the agent stops.
+func (at *attempt) supervise(h Handle) ending {
+	var timeout <-chan time.Time
+	if n := at.asg.Run.MaxRunDurationSeconds; n > 0 {
+		t := time.NewTimer(time.Duration(n) * time.Second)
+		defer t.Stop()
+		timeout = t.C
+	}
+	var end ending
+	select {
+	case <-h.Done():
+		return endExited
+	case <-at.stopCh:
+		end = endStopped
+		at.log.Info("stopping the attempt", "reason", at.stopWhy)
+	case <-timeout:
+		end = endTimedOut
+		at.log.Info("the attempt ran past max_run_duration_seconds; killing it")
+	case <-at.ctx.Done():
+		end = endAborted
+	}
+	at.terminate(h)
+	return end
+}
+
+// terminate sends SIGTERM to the attempt's processes and SIGKILL after
+// KillGrace, and waits until they are gone.
+func (at *attempt) terminate(h Handle) {
+	if err := h.Signal(syscall.SIGTERM); err != nil {
+		at.log.Warn("could not signal the attempt", "err", err)
+	}
+	t := time.NewTimer(at.a.cfg.KillGrace)
+	defer t.Stop()
+	select {
+	case <-h.Done():
+		return
+	case <-t.C:
+	}
+	at.log.Info("the attempt outlived its grace period; killing it", "grace", at.a.cfg.KillGrace)
+	if err := h.Signal(syscall.SIGKILL); err != nil {
+		at.log.Warn("could not kill the attempt", "err", err)
+	}
+	<-h.Done()
+}
+
+// finish saves st as the attempt's final report (resent after a restart
+// until taken), reports it (through rep when the attempt has one), and
+// removes the work dir.
+func (at *attempt) finish(st api.AttemptStatus, dir string, rep *reporter) {
+	st.AttemptKey = at.key
+	if err := at.a.recs.put(record{Key: at.key, Done: true, Final: &st}); err != nil && safeName(at.key.RunID) {
+		at.log.Warn("could not save the attempt record", "err", err)
+	}
+	if rep != nil {
+		rep.send(st)
+		rep.closeWait()
+	} else if at.ctx.Err() == nil {
+		at.report(st)
+	}
+	if dir != "" {
+		if err := removeAll(dir); err != nil {
+			at.log.Warn("could not remove the attempt's work dir", "err", err)
+		}
+	}
+}
+
+// abandon ends an attempt the agent no longer reports: the agent stops (the
+// record stays, so a restarted agent reports the attempt lost) or the head
+// fenced it off.
+func (at *attempt) abandon(dir string) {
+	if at.fenced.Load() {
+		if err := at.a.recs.put(record{Key: at.key, Done: true}); err != nil {
+			at.log.Warn("could not save the attempt record", "err", err)
+		}
+	}
+	if err := removeAll(dir); err != nil {
+		at.log.Warn("could not remove the attempt's work dir", "err", err)
+	}
+}
+
+// lost reports an attempt an earlier agent process started: its process
+// died with that agent.
+func (at *attempt) lost() {
+	at.log.Warn("an earlier agent process started this attempt; reporting it lost")
+	at.finish(api.AttemptStatus{State: api.AttemptExited, Lost: true, Reason: "agent restarted; the attempt's process was lost"},
+		at.a.attemptDir(at.key), nil)
+}
+
+// resend sends again the final report an earlier agent process saved.
+func (at *attempt) resend(final *api.AttemptStatus) {
+	if final != nil {
+		at.report(*final)
+	}
+}
+
+// runtime picks the runtime for the attempt's environment.
+func (at *attempt) runtime() (Runtime, error) {
+	if img := at.asg.Run.Environment.Image; img != "" {
+		if rt := at.a.runtimes["docker"]; rt != nil {
+			return rt, nil
+		}
+		return nil, fmt.Errorf("the run's image %q needs the docker runtime, which this node does not have", img)
+	}
+	if rt := at.a.runtimes["process"]; rt != nil {
+		return rt, nil
+	}
+	return nil, errors.New("this node has no process runtime for a run without an image")
+}
+
+// prepare makes the work dir with the source snapshot and outputs/, and
+// the run's checkpoint dir.
+func (at *attempt) prepare(dir, ckpt string) error {
+	if err := removeAll(dir); err != nil { // a stale one from a crash
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if id := at.asg.Run.SourceID; id != "" {
+		buf := &capBuffer{limit: 2 * api.MaxSourceBytes}
+		err := at.a.call(at.ctx, "download source", at.a.cfg.RequestTimeout, func(ctx context.Context, c *api.Client) error {
+			buf.Reset()
+			err := c.DownloadBlob(ctx, id, buf)
+			if errors.Is(err, errTooLarge) {
+				return api.TooLarge("source snapshot %s is larger than %d bytes", id, buf.limit)
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("download source snapshot %s: %w", id, err)
+		}
+		if err := extractSource(&buf.Buffer, dir); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "outputs"), 0o755); err != nil {
+		return err
+	}
+	return os.MkdirAll(ckpt, 0o755)
+}
+
+// env is what the command gets on top of the runtime's base environment.
+func (at *attempt) env(dir, ckpt string) []string {
+	run, asg := at.asg.Run, at.asg
+	nodes := run.NodeCount
+	if nodes <= 0 {
+		nodes = max(len(asg.Peers), api.DefaultNodeCount)
+	}
+	ppn := run.ProcessCountPerNode
+	if ppn <= 0 {
+		ppn = api.DefaultProcessCountPerNode
+	}
+	master := "127.0.0.1"
+	if len(asg.Peers) > 0 {
+		master = hostOf(asg.Peers[0])
+	}
+	env := []string{"PYTHONUNBUFFERED=1"} // the run's env may turn it off
+	for _, k := range slices.Sorted(maps.Keys(run.Env)) {
+		env = append(env, k+"="+run.Env[k])
+	}
+	rank := strconv.Itoa(at.key.NodeIndex)
+	env = append(env,
+		"AML_RUN_ID="+at.key.RunID,
+		"AML_ATTEMPT="+strconv.Itoa(at.key.Attempt),
+		"AML_NODE_RANK="+rank,
+		"NODE_RANK="+rank,
+		"AML_NODE_COUNT="+strconv.Itoa(nodes),
+		"WORLD_SIZE="+strconv.Itoa(nodes*ppn),
+		"AML_OUTPUT_DIR="+filepath.Join(dir, "outputs"),
+		"AML_CHECKPOINT_DIR="+ckpt,
+		"MASTER_ADDR="+master,
+		"MASTER_PORT="+strconv.Itoa(DefaultMasterPort),
+	)
+	if ids := asg.Allocation.GPUUUIDs; len(ids) > 0 {
+		env = append(env, "CUDA_VISIBLE_DEVICES="+strings.Join(ids, ","))
+	}
+	return env
+}
+
+// hostOf is the host part of a peer address (host or host:port).
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return strings.Trim(addr, "[]")
+}
+
+// collectOutputs uploads outputs/ as a gzip'd tar. It returns the blob's ID
+// ("" when there is nothing, or nothing could be sent) and a note for the
+// reason when outputs were not uploaded.
+func (at *attempt) collectOutputs(dir string) (id, note string) {
+	data, err := tarOutputs(dir, api.MaxOutputsBytes)
+	switch {
+	case errors.Is(err, errTooLarge):
+		return "", fmt.Sprintf("outputs not uploaded: larger than %d MiB gzip'd", api.MaxOutputsBytes>>20)
+	case err != nil:
+		return "", "outputs not uploaded: " + err.Error()
+	case data == nil:
+		return "", ""
+	}
+	var ref *api.BlobRef
+	err = at.a.call(at.ctx, "upload outputs", at.a.cfg.RequestTimeout, func(ctx context.Context, c *api.Client) error {
+		r, err := c.UploadOutputs(ctx, at.key, data)
+		ref = r
+		return err
+	})
+	switch {
+	case err == nil:
+		return ref.ID, ""
+	case at.ctx.Err() != nil:
+		return "", ""
+	case isFenced(err):
+		at.fence(err)
+		return "", ""
+	}
+	at.log.Warn("the head refused the outputs", "err", err)
+	return "", "outputs not uploaded: " + err.Error()
+}
+
+// reporter sends an attempt's reports in order, each until it is taken, so
+// a slow head never holds up the attempt itself.
+type reporter struct {
+	ch   chan api.AttemptStatus
+	done chan struct{}
+}
+
+// startReporter starts the attempt's reporter; the attempt's goroutine
+// waits for it with closeWait.
+func (at *attempt) startReporter() *reporter {
+	r := &reporter{ch: make(chan api.AttemptStatus, 4), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for st := range r.ch {
+			if at.ctx.Err() == nil {
+				at.report(st)
+			}
+		}
+	}()
+	return r
+}
+
+// send queues st (an attempt makes at most three reports).
+func (r *reporter) send(st api.AttemptStatus) { r.ch <- st }
+
+// closeWait waits until every queued report was sent or given up.
+func (r *reporter) closeWait() {
+	close(r.ch)
+	<-r.done
+}

@@ -1,0 +1,184 @@
+package scheduler
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/amld/amld/api"
+)
+
+// reasoner words why queued runs of one target wait, from the target's
+// state at the end of the round's walk.
+type reasoner struct {
+	ts  *targetState
+	out outcome
+	// counts caches room counts by request, and words capacity reasons by
+	// request and node count: both depend on nothing else.
+	counts map[api.Resources]room
+	words  map[ask]string
+}
+
+// ask is what a run asks of its target: a request on n nodes.
+type ask struct {
+	req api.Resources
+	n   int
+}
+
+// room counts the ready nodes that could take a request now: fully, and
+// counting cpus and memory only.
+type room struct {
+	all, cpuMem int
+}
+
+func newReasoner(ts *targetState, out outcome) *reasoner {
+	return &reasoner{ts: ts, out: out, counts: map[api.Resources]room{}, words: map[ask]string{}}
+}
+
+// room counts the ready nodes with room for req, reserved or not.
+func (rs *reasoner) room(req api.Resources) room {
+	if c, ok := rs.counts[req]; ok {
+		return c
+	}
+	var c room
+	noGPU := req
+	noGPU.GPUs = 0
+	for _, ns := range rs.ts.nodes {
+		free := ns.effFree()
+		if req.Fits(free) {
+			c.all++
+		}
+		if noGPU.Fits(free) {
+			c.cpuMem++
+		}
+	}
+	rs.counts[req] = c
+	return c
+}
+
+// reason says in words why r, queued and not placed this round, waits.
+func (rs *reasoner) reason(r *api.Run) string {
+	n := max(r.NodeCount, 1)
+	if r == rs.out.head && len(rs.out.victims) > 0 {
+		return fmt.Sprintf("waiting for %s of lower priority to be preempted: %s",
+			plural(len(rs.out.victims), "run"), victimList(rs.out.victims))
+	}
+	c := rs.room(r.Request)
+	if h := rs.out.head; h != nil && h != r && c.all >= n {
+		return fmt.Sprintf("waiting behind run %s (higher in the queue), which holds the nodes it needs", h.ID)
+	}
+	k := ask{r.Request, n}
+	why, ok := rs.words[k]
+	if !ok {
+		why = rs.capacity(r.Request, n, c)
+		rs.words[k] = why
+	}
+	return why
+}
+
+// capacity says what r lacks when there is simply no room: which nodes it
+// waits for and what the target's nodes are doing.
+func (rs *reasoner) capacity(req api.Resources, n int, c room) string {
+	ts := rs.ts
+	ready := len(ts.nodes)
+	if req.GPUs > 0 && ready > 0 && c.cpuMem >= n {
+		want := plural(req.GPUs, "GPU")
+		if n > 1 {
+			want += fmt.Sprintf(" on each of %d nodes", n)
+		}
+		used, total := ts.gpuUse()
+		if total == 0 {
+			if ready == 1 {
+				return "waiting for " + want + ": the ready node has no GPU"
+			}
+			return fmt.Sprintf("waiting for %s: none of the %d ready nodes has a GPU", want, ready)
+		}
+		s := fmt.Sprintf("waiting for %s: %d of %d GPUs on %s in use", want, used, total, plural(ready, "node"))
+		if ts.preparing > 0 {
+			s += ", " + plural(ts.preparing, "node") + " preparing"
+		}
+		return s
+	}
+	// While nodes are to come, a whole-node request waits for nodes; once
+	// the nodes are there, it waits for room on them.
+	var detail string
+	whole := ts.size != (api.VMSize{}) && req == ts.size.Resources()
+	switch t := ts.target; {
+	case ready+ts.preparing == 0:
+		detail = ts.name + " has no nodes yet"
+	case ts.preparing > 0:
+		detail = plural(ts.preparing, "node") + " preparing"
+	case t.MaxNodes > 0 && ready >= t.MaxNodes:
+		kind := t.Type
+		if kind == "" {
+			kind = api.KindCluster
+		}
+		detail = fmt.Sprintf("%s at max_nodes=%d, %s", kind, t.MaxNodes, ts.stateList())
+	case c.all > 0:
+		whole = false
+		detail = "only " + plural(c.all, "node") + " with room"
+	default:
+		whole = false
+		detail = plural(ready, "node") + " busy"
+	}
+	return "waiting for " + ts.want(req, n, whole) + ": " + detail
+}
+
+// want names what a run waits for: "1 node of cpu-4" for whole nodes,
+// else "a node of cpu-2 with 2 cpu, 4096 MiB free".
+func (ts *targetState) want(req api.Resources, n int, whole bool) string {
+	label := ts.target.VMSize
+	if label == "" {
+		label = ts.name
+	}
+	switch {
+	case whole:
+		return plural(n, "node") + " of " + label
+	case n == 1:
+		return fmt.Sprintf("a node of %s with %s free", label, req)
+	default:
+		return fmt.Sprintf("%d nodes of %s with %s free each", n, label, req)
+	}
+}
+
+// stateList says what the ready nodes do: "3 running, 1 idle".
+func (ts *targetState) stateList() string {
+	var parts []string
+	if running := len(ts.nodes) - ts.idle; running > 0 {
+		parts = append(parts, fmt.Sprintf("%d running", running))
+	}
+	if ts.idle > 0 {
+		parts = append(parts, fmt.Sprintf("%d idle", ts.idle))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// gpuUse counts the GPUs of the ready nodes that are in use, and all of
+// them.
+func (ts *targetState) gpuUse() (used, total int) {
+	for _, ns := range ts.nodes {
+		total += len(ns.node.GPUs)
+		used += len(ns.node.GPUs) - len(ns.gpus)
+	}
+	return used, total
+}
+
+// victimList names up to three victims and counts the rest.
+func victimList(vs []liveRun) string {
+	var ids []string
+	for i, v := range vs {
+		if i == 3 {
+			ids = append(ids, fmt.Sprintf("and %d more", len(vs)-3))
+			break
+		}
+		ids = append(ids, v.run.ID)
+	}
+	return strings.Join(ids, ", ")
+}
+
+// plural writes "1 node", "2 nodes".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
