@@ -115,7 +115,7 @@ func attemptOver(run *api.Run, at *api.Attempt, s api.AttemptStatus) bool {
 func (a *applier) finishAttempt(run *api.Run, at *api.Attempt, nodeID string, s api.AttemptStatus) {
 	where := fmt.Sprintf("on node %s (rank %d)", nodeID, s.NodeIndex)
 	detail := ""
-	if s.Reason != "" {
+	if s.Reason != "" && (s.ExitCode == nil || s.Reason != fmt.Sprintf("exit code %d", *s.ExitCode)) {
 		detail = ": " + s.Reason
 	}
 	switch {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -55,7 +56,12 @@ exits cleanly.`,
 			if err != nil {
 				return usageError{err}
 			}
-			return a.Run(c.Context())
+			err = a.Run(c.Context())
+			if errors.Is(err, agent.ErrNodeRemoved) {
+				log.Info("node removed by the head; agent exiting")
+				return nil
+			}
+			return err
 		},
 	}
 	fl := c.Flags()

@@ -111,6 +111,9 @@ type Server struct {
 	readyOnce sync.Once
 
 	hb *heartbeats
+	// catchUp is the last log index on disk at start: until the state has
+	// applied it, an unknown token may just not be loaded yet (503, not 401).
+	catchUp uint64
 }
 
 // New opens the head's state and binds its API address; Run serves.
@@ -171,6 +174,7 @@ func New(cfg Config) (*Server, error) {
 		ready: make(chan struct{}),
 		hb:    newHeartbeats(),
 	}
+	s.catchUp = store.Raft().LastIndex()
 	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, joinTokenFile)); err == nil {
 		s.joinToken = strings.TrimSpace(string(b))
 	}
