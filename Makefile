@@ -13,6 +13,7 @@ all: build
 build:
 	$(GO) build -o $(BIN)/amld ./cmd/amld
 	$(GO) build -o $(BIN)/amlctl ./cmd/amlctl
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/amld-rsh ./cmd/amld-rsh
 
 # deps installs what the tests need on a fresh Debian machine.
 deps:

@@ -18,6 +18,9 @@ type RegisterRequest struct {
 	HostKey  string    `json:"host_key,omitempty"`
 	Version  string    `json:"version"`
 	Runtimes []string  `json:"runtimes"`
+	// SSHPort is where the agent's SSH server listens, on Address's host
+	// (0: the agent serves no SSH).
+	SSHPort int `json:"ssh_port,omitempty"`
 }
 
 // RegisterResponse gives the agent its identity and credential.
@@ -50,6 +53,13 @@ type Assignment struct {
 	Stop bool `json:"stop"`
 	// StopReason says why.
 	StopReason string `json:"stop_reason,omitempty"`
+	// SSH lets the attempt's nodes reach each other (runs of several nodes
+	// or distribution mpi); nil otherwise. It holds the run's private key.
+	SSH *AttemptSSH `json:"ssh,omitempty"`
+	// PeerStates are the attempt's nodes' states (preparing, running...),
+	// in rank order, for attempts of several nodes: node 0 of an MPI run
+	// starts mpirun once every other node runs.
+	PeerStates []string `json:"peer_states,omitempty"`
 }
 
 // Key identifies an assignment's attempt on a node.

@@ -25,6 +25,9 @@ type Node struct {
 	HostKey      string   `json:"host_key,omitempty"`
 	AgentVersion string   `json:"agent_version,omitempty"`
 	Runtimes     []string `json:"runtimes,omitempty"`
+	// SSHPort is the port of the agent's SSH server on Address's host
+	// (0: none).
+	SSHPort int `json:"ssh_port,omitempty"`
 
 	CreatedAt    time.Time `json:"created_at"`
 	RegisteredAt time.Time `json:"registered_at,omitzero"`

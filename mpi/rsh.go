@@ -192,6 +192,17 @@ func (c RshConfig) Dial(ctx context.Context, host string) (*ssh.Client, error) {
 	return ssh.NewClient(conn, chans, reqs), nil
 }
 
+// HoldFlag makes the rsh client hold (see RshMain).
+const HoldFlag = "--hold"
+
+// hold waits for a signal to stop.
+func hold() int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer stop()
+	<-ctx.Done()
+	return 0
+}
+
 // keepaliveEvery and keepaliveTimeout detect a node that vanished without
 // closing the connection.
 const (
@@ -203,7 +214,15 @@ const (
 // the words joined by spaces through /bin/sh -c on node HOST of the
 // attempt and returns its exit status; 255 when the command could not be
 // run there (as ssh does). getenv reads the environment (os.Getenv).
+//
+// `amld-rsh --hold` runs nothing: it waits for SIGTERM, SIGINT or SIGHUP
+// and exits 0. It is the command of an MPI run's other nodes, which only
+// serve the daemons mpirun starts; being one static process, it runs in
+// any image and dies with the agent.
 func RshMain(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 1 && args[0] == HoldFlag {
+		return hold()
+	}
 	host, words, err := ParseRshArgs(args)
 	if err != nil {
 		fmt.Fprintln(stderr, "amld-rsh:", err)

@@ -87,6 +87,7 @@ func (a *applier) nodeRegister(r *NodeRegisterRequest) error {
 	n.Address = reg.Address
 	n.Hostname = reg.Hostname
 	n.HostKey = reg.HostKey
+	n.SSHPort = reg.SSHPort
 	n.AgentVersion = reg.Version
 	n.Runtimes = slices.Clone(reg.Runtimes)
 	n.GPUs = slices.Clone(reg.GPUs)

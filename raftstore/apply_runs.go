@@ -38,6 +38,7 @@ func (a *applier) runSubmit(r *RunSubmitRequest) error {
 	run.ExitCode = nil
 	run.CreateIndex = a.index
 	a.putRun(run)
+	a.putRunKey(run.ID, r.SSHKey)
 	return nil
 }
 
@@ -69,6 +70,7 @@ func (a *applier) finishRun(run *api.Run, state, reason string) {
 	run.State = state
 	run.Reason = reason
 	run.EndedAt = a.now
+	a.dropRunKey(run.ID)
 }
 
 // endAttempt marks at (inside a copied run) over.

@@ -175,6 +175,11 @@ type NodeRemoveRequest struct {
 // does not exist, (409) when it is Deleting.
 type RunSubmitRequest struct {
 	Run *api.Run `json:"run"`
+	// SSHKey is the run's SSH key pair (runs of several nodes or
+	// distribution mpi), made by the proposer; kept apart from the run so
+	// that nothing that shows runs can show it, and dropped when the run
+	// ends.
+	SSHKey *RunKey `json:"ssh_key,omitempty"`
 }
 
 // Placement gives a queued run its next attempt on these nodes, in rank order.

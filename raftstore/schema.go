@@ -19,6 +19,7 @@ const (
 	tableLogStreams  = "log_streams"
 	tableLogChunks   = "log_chunks"
 	tableBlobs       = "blobs"
+	tableRunKeys     = "run_keys"
 )
 
 // Index names besides "id".
@@ -35,6 +36,7 @@ const (
 var tableOrder = []string{
 	tableMeta, tableCredentials, tableUsers, tableTargets, tableNodes,
 	tableRuns, tableLogStreams, tableLogChunks, tableBlobs,
+	tableRunKeys,
 }
 
 // logStream is the per-stream row of a node's output of one attempt.
@@ -81,7 +83,8 @@ func newSchema() *memdb.DBSchema {
 			c := o.(*logChunk)
 			return []any{c.RunID, c.Attempt, c.Node, c.end()}
 		})},
-		tableBlobs: {Indexes: id(func(o any) []any { return []any{o.(*Blob).ID} })},
+		tableBlobs:   {Indexes: id(func(o any) []any { return []any{o.(*Blob).ID} })},
+		tableRunKeys: {Indexes: id(func(o any) []any { return []any{o.(*RunKey).RunID} })},
 	}
 	tables[tableCredentials].Indexes[indexSubject] = &memdb.IndexSchema{
 		Name: indexSubject,

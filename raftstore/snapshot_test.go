@@ -64,6 +64,8 @@ func scenario(h *harness) {
 			}
 		})
 	}
+	h.must(MsgRunSubmit, &RunSubmitRequest{Run: &api.Run{ID: "mpi", RunSpec: api.RunSpec{Target: "cpu", Command: []string{"./a"}, NodeCount: 2},
+		Request: half, SubmittedAt: h.tick()}, SSHKey: &RunKey{Private: "private", Public: "public"}})
 	h.place("done", "n-1")
 	h.mustReport("done", "n-1", 0, running)
 	h.mustReport("done", "n-1", 0, exited(0))
@@ -128,7 +130,7 @@ func TestSnapshotRoundTripRestoresEveryTable(t *testing.T) {
 		t.Fatalf("restored index %d, want %d", st.Index(), h.index-1)
 	}
 	// The indexes came back too, not just the rows.
-	if got := runIDs(st.PendingRuns()); strings.Join(got, ",") != "retry,gang,queued,gpu" {
+	if got := runIDs(st.PendingRuns()); strings.Join(got, ",") != "retry,gang,queued,gpu,mpi" {
 		t.Fatalf("pending after restore: %v", got)
 	}
 	if got := runIDs(st.RunsOnNode("n-1")); strings.Join(got, ",") != "gang" {

@@ -15,6 +15,7 @@ import (
 func agentCmd() *cobra.Command {
 	var (
 		heads, nodeID, target, tokenFile, workDir, address, logLevel string
+		sshListen, rshClient                                         string
 		cpus, gpus                                                   int
 		memoryMB                                                     int64
 	)
@@ -51,6 +52,7 @@ exits cleanly.`,
 			if address != "" {
 				cfg.Address = address
 			}
+			cfg.SSHListen, cfg.RshClient = sshListen, rshClient
 			cfg.Logger = log.With("node", nodeID)
 			a, err := agent.New(cfg)
 			if err != nil {
@@ -75,6 +77,8 @@ exits cleanly.`,
 	fl.Int64Var(&memoryMB, "memory-mb", 0, "memory offered to runs in MiB (default: all)")
 	fl.IntVar(&gpus, "gpus", 0, "GPUs offered to runs (default: all found)")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&sshListen, "ssh-listen", "", "where the SSH server for MPI runs listens, host:port (default: the --address host, a free port)")
+	fl.StringVar(&rshClient, "rsh-client", "", "the rsh client mpirun runs (default: amld-rsh beside amld)")
 	return c
 }
 

@@ -10,16 +10,23 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/amld/amld/mpi"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
+	if filepath.Base(os.Args[0]) == "amld-rsh" {
+		// Called by mpirun as its rsh agent (a symlink the agent made).
+		os.Exit(mpi.RshMain(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	root := &cobra.Command{
@@ -28,7 +35,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), agentCmd(), devCmd(), &cobra.Command{
+	root.AddCommand(serverCmd(), agentCmd(), devCmd(), rshCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Run:   func(*cobra.Command, []string) { fmt.Println("amld", version) },

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/amld/amld/api"
+	"github.com/amld/amld/mpi"
 )
 
 // ErrNodeRemoved is returned by Run when the head removed the node (a 404
@@ -45,6 +46,11 @@ type Agent struct {
 
 	// attempts is owned by the goroutine that watches assignments.
 	attempts map[api.AttemptKey]*attempt
+
+	// sshd serves the MPI daemons of the runs placed here; sshPort is its
+	// port. Both are set by Run before registration.
+	sshd    *mpi.Server
+	sshPort int
 }
 
 // New checks cfg, fills in its defaults and returns an agent.
@@ -142,6 +148,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
+	a.removeStaleTemp() // the lock is held: no other agent uses them
 	startup, errs := a.recs.load()
 	for _, err := range errs {
 		a.log.Warn("skipping an unreadable attempt record", "err", err)
@@ -152,6 +159,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	waitSSH, err := a.startSSH(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { cancel(); waitSSH() }() // the server stops with ctx
 	if err := a.login(ctx); err != nil {
 		if errors.Is(err, ErrNodeRemoved) {
 			return a.removedExit()
@@ -274,12 +286,14 @@ func (a *Agent) reconcile(ctx context.Context, list []api.Assignment, startup ma
 		}
 		live[k] = true
 		if at := a.attempts[k]; at != nil {
+			at.peers.set(asg.PeerStates)
 			if asg.Stop {
 				at.requestStop(stopReason(asg.StopReason))
 			}
 			continue
 		}
 		at := a.newAttempt(ctx, asg)
+		at.peers.set(asg.PeerStates)
 		a.attempts[k] = at
 		rec, had := startup[k]
 		delete(startup, k)

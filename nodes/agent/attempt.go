@@ -42,6 +42,12 @@ type attempt struct {
 	stopWhy  string        // written before stopCh is closed
 
 	done chan struct{} // closed when the attempt's goroutine returned
+
+	// peers holds the states of the attempt's nodes as the head last sent
+	// them; mpi is set by the attempt's goroutine before output is shipped
+	// (runs whose nodes reach each other over SSH).
+	peers peerWatch
+	mpi   *mpiAttempt
 }
 
 func (a *Agent) newAttempt(ctx context.Context, asg api.Assignment) *attempt {
@@ -120,6 +126,12 @@ func (at *attempt) run() {
 	if err == nil {
 		err = at.prepare(dir, ckpt)
 	}
+	if err == nil {
+		at.mpi, err = at.setupMPI(dir)
+	}
+	if mp := at.mpi; mp != nil {
+		defer mp.close()
+	}
 	if err != nil {
 		if at.ctx.Err() != nil {
 			at.abandon(dir)
@@ -128,6 +140,14 @@ func (at *attempt) run() {
 		at.log.Warn("could not prepare the attempt", "err", err)
 		at.finish(exitedWith(ExitPrepareFailed, "preparing the attempt: "+err.Error()), dir, nil)
 		return
+	}
+	env, command := at.env(dir, ckpt), at.asg.Run.Command
+	if mp := at.mpi; mp != nil {
+		env, command = append(env, mp.env()...), mp.command(command)
+		if !mp.waitPeers() && at.ctx.Err() != nil {
+			at.abandon(dir)
+			return
+		}
 	}
 	select {
 	case <-at.stopCh:
@@ -138,9 +158,9 @@ func (at *attempt) run() {
 	h, err := rt.Start(at.ctx, Spec{
 		Key:        at.key,
 		Image:      at.asg.Run.Environment.Image,
-		Command:    at.asg.Run.Command,
+		Command:    command,
 		Dir:        dir,
-		Env:        at.env(dir, ckpt),
+		Env:        env,
 		Allocation: at.asg.Allocation,
 	})
 	if err != nil {
@@ -157,11 +177,24 @@ func (at *attempt) run() {
 		at.finish(exitedWith(code, reason), dir, nil)
 		return
 	}
+	if mp := at.mpi; mp != nil {
+		// Before the running report: node 0 starts mpirun once the others run.
+		if err := mp.allow(rt, h, dir, env); err != nil {
+			at.log.Warn("could not let the run's peers in", "err", err)
+			at.terminate(h)
+			_ = h.Output().Close()
+			at.finish(exitedWith(ExitPrepareFailed, "preparing the attempt: "+err.Error()), dir, nil)
+			return
+		}
+	}
 	at.log.Info("attempt started", "runtime", rt.Name())
 	rep := at.startReporter()
 	rep.send(api.AttemptStatus{State: api.AttemptRunning})
 	sh := at.ship(h.Output())
 	end := at.supervise(h)
+	if mp := at.mpi; mp != nil {
+		mp.close() // the daemons started over SSH end with the attempt
+	}
 	sh.wait() // all output shipped (or given up) before the end is reported
 	if at.ctx.Err() != nil {
 		rep.closeWait()
@@ -181,6 +214,9 @@ func (at *attempt) run() {
 		st = exitedWith(code, "")
 		if code != 0 {
 			st.Reason = fmt.Sprintf("exit code %d", code)
+			if why, lost := at.mpi.failure(); why != "" {
+				st.Reason, st.Lost = why, lost
+			}
 		}
 		if at.key.NodeIndex == 0 {
 			id, note := at.collectOutputs(filepath.Join(dir, "outputs"))

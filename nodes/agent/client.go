@@ -33,6 +33,9 @@ type nodeFile struct {
 	NodeID              string `json:"node_id"`
 	NodeToken           string `json:"node_token"`
 	HeartbeatIntervalMS int    `json:"heartbeat_interval_ms,omitempty"`
+	// SSHPort is the SSH port registered with the token: a restarted agent
+	// serving on another port registers again.
+	SSHPort int `json:"ssh_port,omitempty"`
 }
 
 func (a *Agent) nodeFilePath() string { return filepath.Join(a.cfg.WorkDir, "node.json") }
@@ -60,7 +63,7 @@ func (a *Agent) login(ctx context.Context) error {
 	if err == nil {
 		var nf nodeFile
 		if json.Unmarshal(b, &nf) == nil && nf.NodeToken != "" && nf.NodeID != "" &&
-			(a.cfg.NodeID == "" || nf.NodeID == a.cfg.NodeID) {
+			(a.cfg.NodeID == "" || nf.NodeID == a.cfg.NodeID) && nf.SSHPort == a.sshPort {
 			a.setSession(nf)
 			a.log.Info("reusing the saved node credential", "node", nf.NodeID)
 			return nil
@@ -91,6 +94,8 @@ func (a *Agent) reregister(ctx context.Context, gen int) error {
 		GPUs:     a.cfg.GPUs,
 		Version:  a.cfg.Version,
 		Runtimes: a.runtimeNames(),
+		HostKey:  a.sshd.HostKey(),
+		SSHPort:  a.sshPort,
 	}
 	bo := a.backoff()
 	for {
@@ -101,7 +106,7 @@ func (a *Agent) reregister(ctx context.Context, gen int) error {
 			if resp.NodeID == "" || resp.NodeToken == "" {
 				err = errors.New("head answered without a node ID or token")
 			} else {
-				nf := nodeFile{NodeID: resp.NodeID, NodeToken: resp.NodeToken, HeartbeatIntervalMS: resp.HeartbeatIntervalMS}
+				nf := nodeFile{NodeID: resp.NodeID, NodeToken: resp.NodeToken, HeartbeatIntervalMS: resp.HeartbeatIntervalMS, SSHPort: a.sshPort}
 				if b, merr := json.Marshal(nf); merr == nil {
 					if werr := writeFileAtomic(a.nodeFilePath(), b, 0o600); werr != nil {
 						a.log.Warn("could not save the node credential", "err", werr)

@@ -65,6 +65,14 @@ type Config struct {
 	// Runtimes run attempts; nil means the process runtime alone. An
 	// attempt with an image needs a runtime named "docker".
 	Runtimes []Runtime
+	// SSHListen is where the agent's SSH server listens for the MPI
+	// daemons of the runs placed here (host:port). Empty: Address's host,
+	// on the port used before if it is still free, else a free one.
+	SSHListen string
+	// RshClient is the rsh client mpirun runs (amld-rsh). Empty: amld-rsh
+	// beside the running executable, else the executable itself (amld)
+	// called as amld-rsh through a symlink in WorkDir/bin.
+	RshClient string
 }
 
 // DefaultConfig returns a Config with every optional field at its default.

@@ -75,6 +75,9 @@ func (s *shipper) read(out io.ReadCloser) {
 	for {
 		n, err := out.Read(p)
 		if n > 0 {
+			if m := s.at.mpi; m != nil && m.tail != nil {
+				_, _ = m.tail.Write(p[:n])
+			}
 			s.push(p[:n])
 		}
 		if err != nil {

@@ -123,6 +123,7 @@ func assignments(st *raftstore.State, nodeID string) *api.AssignmentsResponse {
 				peers[i] = pn.Address
 			}
 		}
+		sshInfo, states := attemptSSH(st, run, a), peerStates(a)
 		for i, al := range a.Allocations {
 			if al.NodeID != nodeID {
 				continue
@@ -130,6 +131,7 @@ func assignments(st *raftstore.State, nodeID string) *api.AssignmentsResponse {
 			as := api.Assignment{
 				RunID: run.ID, Attempt: a.Number, NodeIndex: i,
 				Run: run.RunSpec, Allocation: al, Peers: peers,
+				SSH: sshInfo, PeerStates: states,
 			}
 			if run.State == api.RunCancelRequested {
 				as.Stop, as.StopReason = true, "canceled"

@@ -97,7 +97,11 @@ func (s *Server) handleSubmitRun(w http.ResponseWriter, r *http.Request) error {
 		Request:     req,
 		SubmittedAt: now(),
 	}
-	idx, err := s.apply(r.Context(), raftstore.MsgRunSubmit, &raftstore.RunSubmitRequest{Run: run})
+	key, err := newRunKey(&run.RunSpec, run.ID)
+	if err != nil {
+		return err
+	}
+	idx, err := s.apply(r.Context(), raftstore.MsgRunSubmit, &raftstore.RunSubmitRequest{Run: run, SSHKey: key})
 	if err != nil {
 		return err
 	}
