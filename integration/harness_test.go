@@ -28,8 +28,12 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		for _, c := range []string{"amld", "amlctl"} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(dir, c), "../cmd/"+c).CombinedOutput()
+		for _, c := range []string{"amld", "amlctl", "amld-rsh"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, c), "../cmd/"+c)
+			if c == "amld-rsh" {
+				cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // static: it may run inside any image
+			}
+			out, err := cmd.CombinedOutput()
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", c, err, out)
 				os.Exit(1)
