@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Installs what amld's tests need on a fresh Debian machine, once: Python 3
-# for the example job. Go modules come through the module proxy.
+# for the example job, Open MPI for the MPI runs. Go modules come through
+# the module proxy.
 set -euo pipefail
 need=()
 command -v python3 >/dev/null || need+=(python3)
+# Open MPI (mpirun, orted) and mpicc for the MPI tests.
+command -v mpirun >/dev/null || need+=(openmpi-bin)
+command -v mpicc >/dev/null || need+=(libopenmpi-dev)
+command -v gcc >/dev/null || need+=(gcc libc6-dev) # mpicc wraps the C compiler
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "deps: missing ${need[*]}; run as root or install them" >&2
