@@ -4,6 +4,8 @@
 set -euo pipefail
 need=()
 command -v python3 >/dev/null || need+=(python3)
+# gcc: cgo, for the NVML GPU inventory (github.com/NVIDIA/go-nvml) and its tests.
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "deps: missing ${need[*]}; run as root or install them" >&2
