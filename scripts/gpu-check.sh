@@ -177,14 +177,13 @@ say "runs 4 and 5: two 1-GPU runs at once on a gpu-1 node; the second must wait 
 A=$(ctl job submit --target gpu --gpus 1 -- sh -c 'echo "A got $CUDA_VISIBLE_DEVICES"; sleep 6' | sed -n 's/^Submitted run \([^ ]*\) .*/\1/p')
 B=$(ctl job submit --target gpu --gpus 1 -- sh -c 'echo "B got $CUDA_VISIBLE_DEVICES"' | sed -n 's/^Submitted run \([^ ]*\) .*/\1/p')
 [ -n "$A" ] && [ -n "$B" ] || fail "submitting runs 4 and 5"
+# While A holds the node's GPU (placed, then running for 6s), B must be
+# queued with a reason that names GPUs.
 REASON=
-for _ in $(seq 1 100); do
-  ctl job show "$A" -o json >"$WORK/a.json" 2>/dev/null
-  if grep -q '"state": "Running"' "$WORK/a.json"; then
-    ctl job show "$B" -o json >"$WORK/b.json" 2>/dev/null
-    REASON=$(sed -n 's/^  "reason": "\(.*\)",$/\1/p' "$WORK/b.json" | head -n1)
-    break
-  fi
+for _ in $(seq 1 50); do
+  ctl job show "$B" -o json >"$WORK/b.json" 2>/dev/null
+  REASON=$(sed -n 's/^  "reason": "\(.*\)",$/\1/p' "$WORK/b.json" | head -n1)
+  case "$REASON" in *GPU*) break ;; esac
   sleep 0.1
 done
 echo "while $A runs, $B: $REASON"

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"unicode/utf8"
 
 	"github.com/amld/amld/api"
 	"github.com/amld/amld/gpu"
@@ -19,6 +20,7 @@ func DiscoverGPUs(ctx context.Context, inv gpu.Inventory, log *slog.Logger) (gpu
 	}
 	devs, err := inv.Devices(ctx)
 	gpus = ToAPI(devs)
+	defer func() { note = shorten(note, maxGPUNote) }()
 	switch {
 	case gpu.Unavailable(err):
 		log.Info("no GPUs found; this node offers none", "reason", err.Error())
@@ -47,4 +49,19 @@ func ToAPI(devs []gpu.Device) []api.GPU {
 		})
 	}
 	return out
+}
+
+// maxGPUNote bounds the GPU error an agent reports (the head takes 1 KiB).
+const maxGPUNote = 512
+
+// shorten cuts s to at most n bytes, on a rune boundary, marking the cut.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }

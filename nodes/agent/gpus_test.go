@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/amld/amld/api"
 	"github.com/amld/amld/gpu"
@@ -115,5 +116,18 @@ func TestDiscoverGPUsLogsOneLine(t *testing.T) {
 				t.Errorf("logs:\n%s", logs.String())
 			}
 		})
+	}
+}
+
+func TestShortenCutsOnARuneBoundary(t *testing.T) {
+	if got := shorten("short", 10); got != "short" {
+		t.Errorf("got %q", got)
+	}
+	if got := shorten(strings.Repeat("a", 20), 10); got != "aaaaaaa..." {
+		t.Errorf("got %q", got)
+	}
+	got := shorten("aaaaaaé"+strings.Repeat("b", 10), 10) // é is 2 bytes at 6..7
+	if !strings.HasSuffix(got, "...") || len(got) > 10 || !utf8.ValidString(got) {
+		t.Errorf("got %q", got)
 	}
 }

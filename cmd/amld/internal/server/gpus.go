@@ -9,6 +9,35 @@ import (
 	"github.com/amld/amld/raftstore"
 )
 
+// Limits on what an agent reports about its GPUs (docs/api.md).
+const (
+	maxReportedGPUs  = 256
+	maxGPUFieldBytes = 256
+	maxGPUErrorBytes = 1024
+)
+
+// checkReportedGPUs refuses a registration whose GPU report is out of
+// bounds, naming the field.
+func checkReportedGPUs(reg api.RegisterRequest) error {
+	if len(reg.GPUs) > maxReportedGPUs {
+		return api.Invalid("gpus", "lists %d devices; at most %d", len(reg.GPUs), maxReportedGPUs)
+	}
+	for i, g := range reg.GPUs {
+		for name, v := range map[string]string{"uuid": g.UUID, "model": g.Model, "driver_version": g.Driver, "cuda_version": g.CUDAVersion} {
+			if len(v) > maxGPUFieldBytes {
+				return api.Invalid(fmt.Sprintf("gpus[%d].%s", i, name), "is longer than %d bytes", maxGPUFieldBytes)
+			}
+		}
+		if g.MemoryMB < 0 {
+			return api.Invalid(fmt.Sprintf("gpus[%d].memory_mb", i), "must not be negative")
+		}
+	}
+	if len(reg.GPUError) > maxGPUErrorBytes {
+		return api.Invalid("gpu_error", "is longer than %d bytes", maxGPUErrorBytes)
+	}
+	return nil
+}
+
 // nodeGPUs decides, at registration, which of the GPUs an agent reported the
 // node offers, how many runs may hold at once (its capacity), and whether
 // the node is unusable because it has fewer than its vm_size promises. A

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -112,5 +113,27 @@ func TestGPUNodeShortOfGPUsIsUnusableAtRegistration(t *testing.T) {
 		if n.ID == resp.NodeID && (n.State != api.NodeIdle || len(n.GPUs) != 2 || n.Capacity.GPUs != 2) {
 			t.Errorf("node %s %s with %d GPUs, capacity %v", n.ID, n.State, len(n.GPUs), n.Capacity)
 		}
+	}
+}
+
+func TestOversizedGPUReportsAreRefusedNamingTheField(t *testing.T) {
+	many := make([]api.GPU, maxReportedGPUs+1)
+	for _, tc := range []struct {
+		reg   api.RegisterRequest
+		field string
+	}{
+		{api.RegisterRequest{GPUs: many}, "gpus"},
+		{api.RegisterRequest{GPUs: []api.GPU{{UUID: strings.Repeat("x", 300)}}}, "gpus[0].uuid"},
+		{api.RegisterRequest{GPUs: []api.GPU{{UUID: "GPU-a", MemoryMB: -1}}}, "gpus[0].memory_mb"},
+		{api.RegisterRequest{GPUError: strings.Repeat("e", 2000)}, "gpu_error"},
+	} {
+		err := checkReportedGPUs(tc.reg)
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Field != tc.field || ae.Status != 400 {
+			t.Errorf("%s: got %v, want a 400 naming %s", tc.field, err, tc.field)
+		}
+	}
+	if err := checkReportedGPUs(api.RegisterRequest{GPUs: gpuList("H100", "H100")}); err != nil {
+		t.Errorf("a normal report was refused: %v", err)
 	}
 }

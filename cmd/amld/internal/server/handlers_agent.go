@@ -49,6 +49,9 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 	if req.Capacity.MemoryMB > 0 && req.Capacity.MemoryMB < capacity.MemoryMB {
 		capacity.MemoryMB = req.Capacity.MemoryMB
 	}
+	if err := checkReportedGPUs(req); err != nil {
+		return err
+	}
 	var unusable string
 	req.GPUs, capacity.GPUs, unusable = nodeGPUs(size, req)
 	token := newToken("node")
