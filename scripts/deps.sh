@@ -5,10 +5,11 @@
 set -euo pipefail
 need=()
 command -v python3 >/dev/null || need+=(python3)
+# gcc: cgo, for the NVML GPU inventory (github.com/NVIDIA/go-nvml) and its tests.
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
 # Open MPI (mpirun, orted) and mpicc for the MPI tests.
 command -v mpirun >/dev/null || need+=(openmpi-bin)
 command -v mpicc >/dev/null || need+=(libopenmpi-dev)
-command -v gcc >/dev/null || need+=(gcc libc6-dev) # mpicc wraps the C compiler
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "deps: missing ${need[*]}; run as root or install them" >&2
