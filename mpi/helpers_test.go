@@ -2,8 +2,8 @@ package mpi
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"

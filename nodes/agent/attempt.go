@@ -149,6 +149,12 @@ func (at *attempt) run() {
 			at.abandon(dir)
 			return
 		}
+		// Before the command: node 0's mpirun may call this node at once.
+		if err := mp.allow(rt, dir, env); err != nil {
+			at.log.Warn("could not let the run's peers in", "err", err)
+			at.finish(exitedWith(ExitPrepareFailed, "preparing the attempt: "+err.Error()), dir, nil)
+			return
+		}
 	}
 	select {
 	case <-at.stopCh:
@@ -179,14 +185,7 @@ func (at *attempt) run() {
 		return
 	}
 	if mp := at.mpi; mp != nil {
-		// Before the running report: node 0 starts mpirun once the others run.
-		if err := mp.allow(rt, h, dir, env); err != nil {
-			at.log.Warn("could not let the run's peers in", "err", err)
-			at.terminate(h)
-			_ = h.Output().Close()
-			at.finish(exitedWith(ExitPrepareFailed, "preparing the attempt: "+err.Error()), dir, nil)
-			return
-		}
+		mp.started(h) // before the running report: node 0 starts mpirun once the others run
 	}
 	at.log.Info("attempt started", "runtime", rt.Name())
 	rep := at.startReporter()

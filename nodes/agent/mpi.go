@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -47,6 +48,12 @@ type mpiAttempt struct {
 	sessions atomic.Int64
 	tail     *tailBuffer
 
+	// handle is the attempt's command once started (set before hSet is
+	// closed); exec requests wait for it. ended is closed by close.
+	handle Handle
+	hSet   chan struct{}
+	ended  chan struct{}
+
 	closeOnce sync.Once
 	revoke    func()
 }
@@ -68,6 +75,8 @@ func (at *attempt) setupMPI(dir string) (*mpiAttempt, error) {
 		launcher: at.asg.Run.Distribution == api.DistributionMPI && at.key.NodeIndex == 0,
 		holder:   at.asg.Run.Distribution == api.DistributionMPI && at.key.NodeIndex > 0,
 		layout:   mpi.Layout{Slots: ppn},
+		hSet:     make(chan struct{}),
+		ended:    make(chan struct{}),
 	}
 	rc := mpi.RshConfig{User: s.User}
 	for _, p := range s.Peers {
@@ -101,6 +110,7 @@ func (at *attempt) setupMPI(dir string) (*mpiAttempt, error) {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Join(m.tmp, "main"), 0o700); err != nil {
+		_ = removeAll(m.tmp)
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
 	if m.launcher {
@@ -214,9 +224,11 @@ func peersRunning(states []string, n int) bool {
 	return true
 }
 
-// allow lets the run's key in on this node's SSH server, running its exec
-// requests inside the attempt h through the runtime's Execer.
-func (m *mpiAttempt) allow(rt Runtime, h Handle, dir string, env []string) error {
+// allow lets the run's key in on this node's SSH server, before the
+// node's command starts (mpirun may call this very node at once). Exec
+// requests run inside the attempt through the runtime's Execer, once
+// started says the attempt's command runs.
+func (m *mpiAttempt) allow(rt Runtime, dir string, env []string) error {
 	key, err := mpi.ParseAuthorizedKey(m.ssh.PublicKey)
 	if err != nil {
 		return fmt.Errorf("the run's public key: %w", err)
@@ -230,11 +242,18 @@ func (m *mpiAttempt) allow(rt Runtime, h Handle, dir string, env []string) error
 			if !canExec {
 				return nil, fmt.Errorf("the %s runtime cannot run commands inside an attempt", rt.Name())
 			}
+			select {
+			case <-m.hSet:
+			case <-m.ended:
+				return nil, errors.New("the run's attempt ended on this node")
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 			tmp := filepath.Join(m.tmp, "s"+strconv.FormatInt(m.sessions.Add(1), 10))
 			if err := os.MkdirAll(tmp, 0o700); err != nil {
 				return nil, err
 			}
-			return ex.Exec(ctx, h, ExecSpec{
+			return ex.Exec(ctx, m.handle, ExecSpec{
 				Command: []string{"/bin/sh", "-c", req.Command},
 				Dir:     dir,
 				Env:     append(append([]string(nil), env...), "TMPDIR="+tmp),
@@ -251,10 +270,17 @@ func (m *mpiAttempt) allow(rt Runtime, h Handle, dir string, env []string) error
 	return nil
 }
 
+// started lets the exec requests in: the attempt's command runs as h.
+func (m *mpiAttempt) started(h Handle) {
+	m.handle = h
+	close(m.hSet)
+}
+
 // close revokes the grant (killing the daemons it started) and removes
 // the temporary dirs. It may be called more than once.
 func (m *mpiAttempt) close() {
 	m.closeOnce.Do(func() {
+		close(m.ended)
 		if m.revoke != nil {
 			m.revoke()
 		}
