@@ -20,11 +20,22 @@
 // answer with Shutdown, means the node was removed: Run stops everything and
 // returns ErrNodeRemoved.
 //
+// Runs of several nodes (and MPI runs) reach each other through the
+// agents: each agent serves SSH (mpi.Server) and lets a run's key in only
+// while that run's attempt is live here, running its exec requests inside
+// the attempt through the runtime's Execer ability. On node 0 of an MPI
+// run the agent runs mpirun with the run's hostfile and the rsh client
+// (amld-rsh); the other nodes hold the attempt open for the daemons mpirun
+// starts there (see mpi.go and docs/mpi.md).
+//
 // Layout of WorkDir:
 //
 //	node.json                          node ID and token (0600)
+//	ssh_host_ed25519_key               the SSH host key (0600), made once
+//	bin/amld-rsh                       a symlink to amld, when amld-rsh is not beside it
 //	attempts/<run>.<attempt>.<node>.json  one record per attempt started here
 //	runs/<run>/<attempt>/<node>/       an attempt's work dir (removed at its end)
+//	runs/<run>/<attempt>/<node>/.aml/  its hostfile, rsh config and the run's key
 //	checkpoints/<run>/                 AML_CHECKPOINT_DIR, kept across attempts
 //
 // The attempt records make restarts safe: an assignment the agent has a

@@ -113,6 +113,9 @@ func TestOtherNodesOfAnMPIRunServeTheRunsDaemonsInTheirWorkDir(t *testing.T) {
 	if _, err := os.Stat(lines[2]); !os.IsNotExist(err) {
 		t.Errorf("the daemon's TMPDIR %s outlived the attempt: %v", lines[2], err)
 	}
+	if logs := ta.logs.String(); strings.Contains(logs, "PRIVATE KEY") {
+		t.Errorf("the run's private key was logged:\n%s", logs)
+	}
 }
 
 func TestPeersRunning(t *testing.T) {
