@@ -21,7 +21,11 @@ agent sets for the attempt, checks the node's host key against the one the
 head pinned, and skips ssh options such as -x and -o X. amld-rsh is the
 same client as a static binary; mpirun runs that one.`,
 		DisableFlagParsing: true,
-		Run: func(_ *cobra.Command, args []string) {
+		Run: func(c *cobra.Command, args []string) {
+			if len(args) == 0 || len(args) == 1 && (args[0] == "--help" || args[0] == "-h") {
+				_ = c.Help()
+				return
+			}
 			os.Exit(mpi.RshMain(args, os.Getenv, os.Stdin, os.Stdout, os.Stderr))
 		},
 	}
