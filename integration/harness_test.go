@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/amld/amld/api"
+	"github.com/amld/amld/mpi"
 )
 
 // binDir holds amld and amlctl.
@@ -162,6 +163,14 @@ func (h *head) stop() {
 
 func stopLocalNodes(dataDir string) {
 	pids, _ := filepath.Glob(filepath.Join(dataDir, "nodes", "*", "pid"))
+	defer func() { // the temp dirs of attempts the killed agents ran
+		for _, p := range pids {
+			tmps, _ := filepath.Glob(filepath.Join(os.TempDir(), mpi.TempPrefix(filepath.Join(filepath.Dir(p), "work"))+"*"))
+			for _, d := range tmps {
+				_ = os.RemoveAll(d)
+			}
+		}
+	}()
 	for _, p := range pids {
 		b, err := os.ReadFile(p)
 		if err != nil {

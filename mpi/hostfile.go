@@ -2,6 +2,7 @@ package mpi
 
 import (
 	"fmt"
+	"hash/fnv"
 	"strings"
 )
 
@@ -33,4 +34,16 @@ func (l Layout) NodeOfRank(r int) string {
 		return ""
 	}
 	return l.Nodes[r/l.Slots]
+}
+
+// TempPrefix is how the names of the temp dirs (under os.TempDir()) of the
+// MPI attempts of the agent with this absolute work dir start:
+// aml-<hash of workDir>-. Daemons' TMPDIRs must be short (Open MPI puts
+// Unix sockets there), so they cannot live in the work dir; a restarted
+// agent removes those an earlier one left when it was killed, and so does
+// a provider that removes a dead agent's node.
+func TempPrefix(workDir string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(workDir))
+	return fmt.Sprintf("aml-%08x-", h.Sum32())
 }

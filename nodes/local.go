@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/amld/amld/mpi"
 )
 
 // LocalConfig configures the local provider.
@@ -206,6 +208,12 @@ func (l *Local) Delete(ctx context.Context, nodeID, providerID string) error {
 			waitGone(context.Background(), nodeID, pid, 5*time.Second)
 		}
 		l.log.Info("stopped agent", "node", nodeID, "pid", pid)
+	}
+	// The temp dirs of MPI attempts a killed agent left (they live outside
+	// the node dir: Open MPI needs short paths).
+	tmps, _ := filepath.Glob(filepath.Join(os.TempDir(), mpi.TempPrefix(filepath.Join(l.cfg.DataDir, nodeID, "work"))+"*"))
+	for _, d := range tmps {
+		_ = os.RemoveAll(d)
 	}
 	if err := os.RemoveAll(filepath.Join(l.cfg.DataDir, nodeID)); err != nil {
 		return fmt.Errorf("local provider: remove node dir: %w", err)

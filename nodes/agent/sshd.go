@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net"
 	"os"
 	"path/filepath"
@@ -74,14 +73,8 @@ func (a *Agent) listenSSH() (net.Listener, error) {
 	return ln, nil
 }
 
-// tmpPrefix names this agent's attempts' temp dirs (os.TempDir()/aml-<hash
-// of WorkDir>-*), so that a restarted agent can remove those an earlier
-// one left behind when it was killed.
-func (a *Agent) tmpPrefix() string {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(a.cfg.WorkDir))
-	return fmt.Sprintf("aml-%08x-", h.Sum32())
-}
+// tmpPrefix names this agent's attempts' temp dirs (mpi.TempPrefix).
+func (a *Agent) tmpPrefix() string { return mpi.TempPrefix(a.cfg.WorkDir) }
 
 // removeStaleTemp removes the temp dirs an earlier agent process left.
 func (a *Agent) removeStaleTemp() {
