@@ -17,14 +17,18 @@ func agentCmd() *cobra.Command {
 		heads, nodeID, target, tokenFile, workDir, address, logLevel string
 		cpus, gpus                                                   int
 		memoryMB                                                     int64
+		dk                                                           dockerAgentFlags
 	)
 	c := &cobra.Command{
 		Use:   "agent",
 		Short: "Run a node's agent: join the heads and run the attempts placed here",
 		Long: `Run the agent of one node. It registers with the heads using the join
 token (read from a file, never from a flag's value), heartbeats, and runs
-the attempts the scheduler places on this node. SIGTERM stops its runs and
-exits cleanly.`,
+the attempts the scheduler places on this node. Runs with an image run in
+containers when a Docker Engine answers (DOCKER_HOST, else the local socket);
+runs without one run as processes. SIGTERM stops its runs and exits cleanly
+(with --keep-containers, containers go on running and the restarted agent
+adopts them).`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			log, err := newLogger(logLevel)
@@ -52,6 +56,13 @@ exits cleanly.`,
 				cfg.Address = address
 			}
 			cfg.Logger = log.With("node", nodeID)
+			rts, closeRT, err := dk.runtimes(c.Context(), cfg.Logger)
+			if err != nil {
+				return err
+			}
+			defer closeRT()
+			cfg.Runtimes = rts
+			cfg.KeepContainers = dk.keep
 			a, err := agent.New(cfg)
 			if err != nil {
 				return usageError{err}
@@ -75,6 +86,7 @@ exits cleanly.`,
 	fl.Int64Var(&memoryMB, "memory-mb", 0, "memory offered to runs in MiB (default: all)")
 	fl.IntVar(&gpus, "gpus", 0, "GPUs offered to runs (default: all found)")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	dk.register(fl)
 	return c
 }
 
