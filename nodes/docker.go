@@ -85,10 +85,12 @@ type Docker struct {
 	uid, gid int
 	sockGID  int
 
+	netMu sync.Mutex // serializes making networks: the engine allows two of one name
+
 	mu       sync.Mutex
 	closed   bool
 	creating map[string]int        // creates in flight by target
-	netGW    map[string]string     // network name → gateway IP
+	nets     map[string]netInfo    // the clusters' networks, by target
 	fwd      map[string]*forwarder // listen address → forwarder
 }
 
@@ -154,13 +156,16 @@ func NewDocker(ctx context.Context, cfg DockerConfig) (*Docker, error) {
 	d := &Docker{
 		cfg: cfg, log: log, cli: cli, instance: inst, socket: sock,
 		uid: os.Geteuid(), gid: os.Getegid(),
-		creating: map[string]int{}, netGW: map[string]string{}, fwd: map[string]*forwarder{},
+		creating: map[string]int{}, nets: map[string]netInfo{}, fwd: map[string]*forwarder{},
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		d.sockGID = int(st.Gid)
 	}
 	return d, nil
 }
+
+// netInfo is a cluster's network.
+type netInfo struct{ id, gw string }
 
 // instanceID reads the provider's instance ID from path, making it once.
 func instanceID(path string) (string, error) {
@@ -504,29 +509,33 @@ func (d *Docker) networkName(target string) string {
 	return "amld-" + d.instance + "-" + target
 }
 
-// ensureNetwork returns the cluster's network and its gateway, making the
-// network if needed.
-func (d *Docker) ensureNetwork(ctx context.Context, target string) (name, gw string, err error) {
-	name = d.networkName(target)
+// ensureNetwork returns the cluster's network (its ID) and its gateway,
+// making the network if needed.
+func (d *Docker) ensureNetwork(ctx context.Context, target string) (id, gw string, err error) {
+	name := d.networkName(target)
 	d.mu.Lock()
-	gw, ok := d.netGW[name]
+	n, ok := d.nets[target]
 	d.mu.Unlock()
 	if ok {
-		return name, gw, nil
+		return n.id, n.gw, nil
 	}
-	ins, err := d.cli.NetworkInspect(ctx, name, network.InspectOptions{})
-	if cerrdefs.IsNotFound(err) {
+	d.netMu.Lock()
+	defer d.netMu.Unlock()
+	ins, err := d.findNetwork(ctx, target)
+	if err == nil && ins == nil {
 		labels := d.labels("network")
 		labels[labelTarget] = target
-		_, err = d.cli.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: labels})
-		if err != nil && !cerrdefs.IsConflict(err) {
+		if _, err = d.cli.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: labels}); err != nil {
 			return "", "", fmt.Errorf("docker provider: create network %s: %w", name, err)
 		}
 		d.log.Info("created the cluster's network", "network", name, "target", target)
-		ins, err = d.cli.NetworkInspect(ctx, name, network.InspectOptions{})
+		ins, err = d.findNetwork(ctx, target)
+		if err == nil && ins == nil {
+			err = errors.New("not found after its creation")
+		}
 	}
 	if err != nil {
-		return "", "", fmt.Errorf("docker provider: inspect network %s: %w", name, err)
+		return "", "", fmt.Errorf("docker provider: network %s: %w", name, err)
 	}
 	for _, c := range ins.IPAM.Config {
 		if c.Gateway != "" && !strings.Contains(c.Gateway, ":") {
@@ -538,9 +547,9 @@ func (d *Docker) ensureNetwork(ctx context.Context, target string) (name, gw str
 		return "", "", fmt.Errorf("docker provider: network %s has no IPv4 gateway", name)
 	}
 	d.mu.Lock()
-	d.netGW[name] = gw
+	d.nets[target] = netInfo{id: ins.ID, gw: gw}
 	d.mu.Unlock()
-	return name, gw, nil
+	return ins.ID, gw, nil
 }
 
 // sortedKeys returns m's keys in order.
@@ -551,4 +560,24 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// findNetwork returns the cluster's network (the oldest, should there be
+// several), or nil.
+func (d *Docker) findNetwork(ctx context.Context, target string) (*network.Summary, error) {
+	nets, err := d.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("label", labelHead+"="+d.instance),
+		filters.Arg("label", labelRole+"=network"),
+		filters.Arg("label", labelTarget+"="+target),
+	)})
+	if err != nil || len(nets) == 0 {
+		return nil, err
+	}
+	sort.Slice(nets, func(i, j int) bool {
+		if !nets[i].Created.Equal(nets[j].Created) {
+			return nets[i].Created.Before(nets[j].Created)
+		}
+		return nets[i].ID < nets[j].ID
+	})
+	return &nets[0], nil
 }

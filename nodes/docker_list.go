@@ -164,7 +164,9 @@ func (d *Docker) removeNetwork(ctx context.Context, n network.Summary, target st
 		return fmt.Errorf("docker provider: remove network %s: %w", n.Name, err)
 	}
 	d.log.Info("removed the cluster's network", "network", n.Name)
-	delete(d.netGW, n.Name)
+	if d.nets[target].id == n.ID {
+		delete(d.nets, target)
+	}
 	for _, c := range n.IPAM.Config {
 		for listen, f := range d.fwd {
 			if host, _, err := net.SplitHostPort(listen); err == nil && host == c.Gateway {

@@ -61,11 +61,12 @@ type DockerConfig struct {
 // path (true for an agent on the engine's host, and for the docker
 // provider's node containers, which mount it at the same path).
 type DockerRuntime struct {
-	cli *client.Client
-	cfg DockerConfig
-	log *slog.Logger
-	uid int
-	gid int
+	cli  *client.Client
+	cfg  DockerConfig
+	log  *slog.Logger
+	uid  int
+	gid  int
+	ncpu int // the engine's CPUs: a container may not be given more
 }
 
 var (
@@ -95,7 +96,12 @@ func NewDockerRuntime(ctx context.Context, cfg DockerConfig) (*DockerRuntime, er
 		cli.Close()
 		return nil, fmt.Errorf("docker runtime: no engine answers: %w", err)
 	}
-	return &DockerRuntime{cli: cli, cfg: cfg, log: log, uid: os.Geteuid(), gid: os.Getegid()}, nil
+	info, err := cli.Info(ctx)
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("docker runtime: engine info: %w", err)
+	}
+	return &DockerRuntime{cli: cli, cfg: cfg, log: log, uid: os.Geteuid(), gid: os.Getegid(), ncpu: info.NCPU}, nil
 }
 
 // Name implements Runtime.
@@ -165,9 +171,14 @@ func (d *DockerRuntime) Start(ctx context.Context, spec Spec) (Handle, error) {
 		// PID 1 itself would ignore it) and reaps its children.
 		Init:      &initProc,
 		LogConfig: container.LogConfig{Type: "json-file"},
-		Resources: container.Resources{
-			NanoCPUs: int64(res.CPUs) * 1e9,
-		},
+	}
+	if cpus := res.CPUs; cpus > 0 {
+		if d.ncpu > 0 && cpus > d.ncpu {
+			// The engine refuses a limit above its CPUs; a node that
+			// offers more than the machine has gets all of it.
+			cpus = d.ncpu
+		}
+		hc.NanoCPUs = int64(cpus) * 1e9
 	}
 	if res.MemoryMB > 0 {
 		hc.Memory = res.MemoryMB << 20
