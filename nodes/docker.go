@@ -186,8 +186,9 @@ func instanceID(path string) (string, error) {
 // Name implements Provider.
 func (d *Docker) Name() string { return "docker" }
 
-// Runtimes says that the agents of this provider's nodes run images.
-func (d *Docker) Runtimes() []string { return []string{"process", "docker"} }
+// Runtimes says that this provider's nodes run images, and only images:
+// a node container holds amld alone, so a run needs an image of its own.
+func (d *Docker) Runtimes() []string { return []string{"docker"} }
 
 // ListInterval says how often the leader may call List: it is one cheap
 // engine call, so lost node containers are found within seconds.

@@ -171,7 +171,7 @@ func (at *attempt) run() {
 		at.log.Warn("could not save the attempt record", "err", err)
 	}
 	at.log.Info("attempt started", "runtime", rt.Name())
-	at.follow(h, dir, rec.Started)
+	at.follow(h, dir, rec.Started, false)
 }
 
 // resume follows a command an earlier agent process started, when its
@@ -193,7 +193,7 @@ func (at *attempt) resume(rec record) {
 			return
 		case err == nil:
 			at.log.Info("re-adopted the attempt an earlier agent process started", "runtime", rec.Runtime)
-			at.follow(h, at.a.attemptDir(at.key), rec.Started)
+			at.follow(h, at.a.attemptDir(at.key), rec.Started, true)
 			return
 		case try == 3:
 			at.log.Warn("could not look for the attempt's command", "err", err)
@@ -206,10 +206,13 @@ func (at *attempt) resume(rec record) {
 
 // follow ships the running command's output, waits for it to end (or
 // stops it), collects outputs and reports the end. started is when the
-// command started (max_run_duration_seconds counts from there).
-func (at *attempt) follow(h Handle, dir string, started time.Time) {
+// command started (max_run_duration_seconds counts from there); adopted
+// says an earlier agent process reported it running already.
+func (at *attempt) follow(h Handle, dir string, started time.Time, adopted bool) {
 	rep := at.startReporter()
-	rep.send(api.AttemptStatus{State: api.AttemptRunning})
+	if !adopted {
+		rep.send(api.AttemptStatus{State: api.AttemptRunning})
+	}
 	sh := at.ship(h.Output())
 	end := at.supervise(h, started)
 	sh.wait() // all output shipped (or given up) before the end is reported

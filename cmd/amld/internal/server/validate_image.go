@@ -42,12 +42,20 @@ func checkImageRef(image string) error {
 }
 
 // checkImageRuntime refuses a run with an image on a target whose provider
-// cannot give nodes with the docker runtime.
+// cannot give nodes with the docker runtime, and a run without one on a
+// target whose nodes have no process runtime of use (docker provider).
 func checkImageRuntime(s *api.RunSpec, t *api.Target, prov nodes.Provider) error {
-	if s.Environment.Image == "" {
-		return nil
+	rts := []string{"process"}
+	if prov != nil {
+		rts = providerRuntimes(prov)
 	}
-	if prov != nil && slices.Contains(providerRuntimes(prov), "docker") {
+	if s.Environment.Image == "" {
+		if slices.Contains(rts, "process") {
+			return nil
+		}
+		return api.Invalid("environment.image", "is required on target %s: its nodes (provider %s) run every run in a container, e.g. --image amld/base:cpu", t.Name, t.Provider)
+	}
+	if slices.Contains(rts, "docker") {
 		return nil
 	}
 	return api.Invalid("environment.image", "target %s (provider %s) has no nodes that run images: no Docker Engine answered this head; leave image empty to use the process runtime, or submit to a target with --provider docker", t.Name, t.Provider)
