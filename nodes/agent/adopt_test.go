@@ -21,6 +21,7 @@ type fakeDocker struct {
 	starts  int
 	adopted int
 	swept   []api.AttemptKey
+	events  chan string // "adopt" and "sweep", as they happen
 }
 
 var (
@@ -45,7 +46,25 @@ func (c *fakeCtr) exit(code int) {
 	})
 }
 
-func newFakeDocker() *fakeDocker { return &fakeDocker{ctrs: map[api.AttemptKey]*fakeCtr{}} }
+func newFakeDocker() *fakeDocker {
+	return &fakeDocker{ctrs: map[api.AttemptKey]*fakeCtr{}, events: make(chan string, 16)}
+}
+
+// await waits for event ev of the runtime.
+func (f *fakeDocker) await(t *testing.T, ev string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case got := <-f.events:
+			if got == ev {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("timed out waiting for the runtime's %s", ev)
+		}
+	}
+}
 
 func (f *fakeDocker) Name() string { return "docker" }
 
@@ -66,6 +85,7 @@ func (f *fakeDocker) Adopt(_ context.Context, _ string, k api.AttemptKey) (Handl
 		return nil, nil
 	}
 	f.adopted++
+	f.events <- "adopt"
 	return newFakeHandle(f, c), nil
 }
 
@@ -79,6 +99,7 @@ func (f *fakeDocker) Sweep(_ context.Context, _ string, keep func(api.AttemptKey
 			f.swept = append(f.swept, k)
 		}
 	}
+	f.events <- "sweep"
 	return nil
 }
 
@@ -153,7 +174,9 @@ func TestRestartedAgentAdoptsItsKeptContainer(t *testing.T) {
 	first := startAgent(t, h, dir, withFake(f, true))
 	a := imageAssignment("r-20")
 	h.assign(a)
-	h.waitFor("running", 10*time.Second, func() bool { return strings.Contains(string(h.logs[a.Key()]), "hello") })
+	h.waitFor("running and output", 10*time.Second, func() bool {
+		return len(h.statuses) >= 1 && strings.Contains(string(h.logs[a.Key()]), "hello")
+	})
 	if err := first.stop(t); err != nil {
 		t.Fatalf("Run after cancel = %v, want nil", err)
 	}
@@ -165,7 +188,7 @@ func TestRestartedAgentAdoptsItsKeptContainer(t *testing.T) {
 	}
 
 	startAgent(t, h, dir, withFake(f, true))
-	h.waitFor("adoption", 10*time.Second, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.adopted == 1 })
+	f.await(t, "adopt")
 	c.exit(0)
 	st := h.final(a.Key(), 10*time.Second)
 	if st.Lost || st.ExitCode == nil || *st.ExitCode != 0 {
@@ -177,7 +200,12 @@ func TestRestartedAgentAdoptsItsKeptContainer(t *testing.T) {
 	if got := h.logOf(a.Key()); got != "hello from img:1\n" {
 		t.Errorf("log %q, want the container's output once", got)
 	}
-	h.waitFor("the container removed", 5*time.Second, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return c.removed })
+	f.mu.Lock()
+	removed, adopted := c.removed, f.adopted
+	f.mu.Unlock()
+	if !removed || adopted != 1 {
+		t.Errorf("container removed=%v, adopted %d times; want removed after its end, adopted once", removed, adopted)
+	}
 	if got := h.states(a.Key()); !slices.Equal(got, []string{"running", "finalizing", "exited"}) {
 		t.Errorf("states %v, want running, finalizing, exited", got)
 	}
@@ -190,11 +218,12 @@ func TestRestartedAgentSweepsContainersNoAttemptClaims(t *testing.T) {
 	stale := api.AttemptKey{RunID: "r-gone", Attempt: 1}
 	f.ctrs[stale] = &fakeCtr{done: make(chan struct{})}
 	startAgent(t, h, dir, withFake(f, true))
-	h.waitFor("the sweep", 10*time.Second, func() bool {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		return slices.Contains(f.swept, stale)
-	})
+	f.await(t, "sweep")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !slices.Contains(f.swept, stale) {
+		t.Fatalf("swept %v, want the unclaimed %v", f.swept, stale)
+	}
 }
 
 func TestStoppedAgentKillsContainersUnlessKept(t *testing.T) {
