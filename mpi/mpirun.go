@@ -23,6 +23,14 @@ type MpirunOptions struct {
 	Command []string
 }
 
+// MpirunPWD is the PWD mpirun must run with. mpirun asks every daemon to
+// start its ranks in mpirun's own directory, which it names after PWD when
+// PWD is the same directory as its cwd: with /proc/self/cwd, each rank's
+// chdir lands in its daemon's directory, that is its own node's work dir.
+// (With the real path, ranks on other nodes would go to node 0's work dir
+// when it exists there, as on nodes that share a machine, or to $HOME.)
+const MpirunPWD = "/proc/self/cwd"
+
 // MpirunArgs is the argv of mpirun for o. Every daemon, node 0's too, is
 // started through the rsh agent (node IDs never resolve to this host), by
 // mpirun alone (no tree spawn), and stays attached to its SSH session

@@ -54,6 +54,11 @@ type Agent struct {
 	// port. Both are set by Run before registration.
 	sshd    *mpi.Server
 	sshPort int
+
+	// staticRsh is the static rsh client for run containers, made once.
+	staticRshOnce sync.Once
+	staticRsh     string
+	staticRshErr  error
 }
 
 // New checks cfg, fills in its defaults and returns an agent.

@@ -39,6 +39,10 @@ type mpiAttempt struct {
 	// launcher: node 0 of distribution mpi runs mpirun; holder: the other
 	// nodes of distribution mpi run no command of their own.
 	launcher, holder bool
+	// contained: the attempt runs in a container (the run has an image):
+	// the rsh client is a static copy in the work dir, and TMPDIRs are the
+	// container's own.
+	contained bool
 
 	hostfile, rshConfig, rshClient string
 	// tmp is the root of the attempt's TMPDIRs, under the system temp dir
@@ -70,13 +74,14 @@ func (at *attempt) setupMPI(dir string) (*mpiAttempt, error) {
 	}
 	ppn := max(at.asg.Run.ProcessCountPerNode, 1)
 	m := &mpiAttempt{
-		at:       at,
-		ssh:      s,
-		launcher: at.asg.Run.Distribution == api.DistributionMPI && at.key.NodeIndex == 0,
-		holder:   at.asg.Run.Distribution == api.DistributionMPI && at.key.NodeIndex > 0,
-		layout:   mpi.Layout{Slots: ppn},
-		hSet:     make(chan struct{}),
-		ended:    make(chan struct{}),
+		at:        at,
+		ssh:       s,
+		launcher:  at.asg.Run.Distribution == api.DistributionMPI && at.key.NodeIndex == 0,
+		holder:    at.asg.Run.Distribution == api.DistributionMPI && at.key.NodeIndex > 0,
+		layout:    mpi.Layout{Slots: ppn},
+		contained: at.asg.Run.Environment.Image != "",
+		hSet:      make(chan struct{}),
+		ended:     make(chan struct{}),
 	}
 	rc := mpi.RshConfig{User: s.User}
 	for _, p := range s.Peers {
@@ -102,9 +107,36 @@ func (at *attempt) setupMPI(dir string) (*mpiAttempt, error) {
 	if err := os.WriteFile(m.hostfile, []byte(m.layout.Hostfile()), 0o644); err != nil {
 		return nil, fmt.Errorf("write the hostfile: %w", err)
 	}
+	// The rsh client sits at the same place in every node's work dir:
+	// mpirun passes its plm_rsh_agent to every orted, which checks that it
+	// exists, so it is given relative to the work dir (rshAgentRel).
 	var err error
-	if m.rshClient, err = at.a.rshClient(); err != nil {
-		return nil, err
+	in := filepath.Join(aml, "amld-rsh")
+	if m.contained {
+		// Runs inside the container: a static copy, in the mounted work dir.
+		src, err := at.a.staticRshClient()
+		if err != nil {
+			return nil, err
+		}
+		if err := linkOrCopy(src, in); err != nil {
+			return nil, fmt.Errorf("the rsh client: %w", err)
+		}
+	} else {
+		src, err := at.a.rshClient()
+		if err != nil {
+			return nil, err
+		}
+		_ = os.Remove(in)
+		if err := os.Symlink(src, in); err != nil {
+			return nil, fmt.Errorf("the rsh client: %w", err)
+		}
+	}
+	m.rshClient = in
+	if m.launcher {
+		m.tail = &tailBuffer{max: tailBytes}
+	}
+	if m.contained {
+		return m, nil // TMPDIRs are the container's own
 	}
 	if m.tmp, err = os.MkdirTemp("", at.a.tmpPrefix()); err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
@@ -113,11 +145,12 @@ func (at *attempt) setupMPI(dir string) (*mpiAttempt, error) {
 		_ = removeAll(m.tmp)
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
-	if m.launcher {
-		m.tail = &tailBuffer{max: tailBytes}
-	}
 	return m, nil
 }
+
+// rshAgentRel is the rsh client's path relative to every node's work dir
+// (the cwd of mpirun and of every orted).
+const rshAgentRel = ".aml/amld-rsh"
 
 // env is what the attempt's command (and every daemon started over SSH)
 // gets on top of the usual variables.
@@ -126,11 +159,15 @@ func (m *mpiAttempt) env() []string {
 		EnvHostfile + "=" + m.hostfile,
 		mpi.EnvRshConfig + "=" + m.rshConfig,
 		EnvRshAgent + "=" + m.rshClient,
-		"TMPDIR=" + filepath.Join(m.tmp, "main"),
+		"TMPDIR=" + m.tmpDir("main"),
+	}
+	if m.launcher {
+		env = append(env, "PWD="+mpi.MpirunPWD)
 	}
 	if !m.launcher && !m.holder {
-		// A launcher the user brings finds the rsh agent by itself.
-		env = append(env, "OMPI_MCA_plm_rsh_agent="+m.rshClient)
+		// A launcher the user brings, started in the work dir, finds the
+		// rsh agent by itself (relative: the same on every node).
+		env = append(env, "OMPI_MCA_plm_rsh_agent="+rshAgentRel)
 	}
 	return env
 }
@@ -143,7 +180,7 @@ func (m *mpiAttempt) command(user []string) []string {
 		return mpi.MpirunArgs(mpi.MpirunOptions{
 			Hostfile:  m.hostfile,
 			Layout:    m.layout,
-			RshAgent:  m.rshClient,
+			RshAgent:  rshAgentRel,
 			AsRoot:    os.Geteuid() == 0,
 			IfInclude: m.ifInclude(),
 			Command:   user,
@@ -249,9 +286,11 @@ func (m *mpiAttempt) allow(rt Runtime, dir string, env []string) error {
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
-			tmp := filepath.Join(m.tmp, "s"+strconv.FormatInt(m.sessions.Add(1), 10))
-			if err := os.MkdirAll(tmp, 0o700); err != nil {
-				return nil, err
+			tmp := m.tmpDir("s" + strconv.FormatInt(m.sessions.Add(1), 10))
+			if !m.contained {
+				if err := os.MkdirAll(tmp, 0o700); err != nil {
+					return nil, err
+				}
 			}
 			return ex.Exec(ctx, m.handle, ExecSpec{
 				Command: []string{"/bin/sh", "-c", req.Command},
@@ -268,6 +307,15 @@ func (m *mpiAttempt) allow(rt Runtime, dir string, env []string) error {
 	}
 	m.revoke = revoke
 	return nil
+}
+
+// tmpDir is the TMPDIR named name: under the attempt's temp root on this
+// machine, or under the container's own /tmp (Open MPI makes it).
+func (m *mpiAttempt) tmpDir(name string) string {
+	if m.contained {
+		return "/tmp/.amld/" + name
+	}
+	return filepath.Join(m.tmp, name)
 }
 
 // started lets the exec requests in: the attempt's command runs as h.

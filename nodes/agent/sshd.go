@@ -2,9 +2,11 @@ package agent
 
 import (
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -122,4 +124,90 @@ func (a *Agent) rshClient() (string, error) {
 		return "", fmt.Errorf("rsh client: %w", err)
 	}
 	return link, nil
+}
+
+// staticRshClient returns a statically linked rsh client at a path the
+// Docker Engine can mount (WorkDir/bin/amld-rsh-static, copied once from
+// RshClient, amld-rsh beside the executable, or the executable itself,
+// whichever is static): it runs inside run containers, whatever their libc.
+func (a *Agent) staticRshClient() (string, error) {
+	a.staticRshOnce.Do(func() { a.staticRsh, a.staticRshErr = a.makeStaticRsh() })
+	return a.staticRsh, a.staticRshErr
+}
+
+func (a *Agent) makeStaticRsh() (string, error) {
+	var candidates []string
+	if a.cfg.RshClient != "" {
+		candidates = append(candidates, a.cfg.RshClient)
+	}
+	if exe, err := os.Executable(); err == nil {
+		candidates = append(candidates, filepath.Join(filepath.Dir(exe), "amld-rsh"), exe)
+	}
+	for _, c := range candidates {
+		p, err := filepath.EvalSymlinks(c)
+		if err != nil || !isStaticELF(p) {
+			continue
+		}
+		dst := filepath.Join(a.cfg.WorkDir, "bin", "amld-rsh-static")
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return "", fmt.Errorf("rsh client: %w", err)
+		}
+		if err := copyFile(p, dst, 0o755); err != nil {
+			return "", fmt.Errorf("rsh client: %w", err)
+		}
+		return dst, nil
+	}
+	return "", errors.New("runs with an image need a static rsh client: build amld-rsh with CGO_ENABLED=0 beside amld (make build), or give --rsh-client")
+}
+
+// isStaticELF reports whether path is an ELF executable without a dynamic
+// loader.
+func isStaticELF(path string) bool {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false
+		}
+	}
+	return f.Type == elf.ET_EXEC || f.Type == elf.ET_DYN
+}
+
+// copyFile copies src to dst (through a temporary file and a rename).
+func copyFile(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
+}
+
+// linkOrCopy makes dst the same file as src: a hard link (same file
+// system, instant), else a copy.
+func linkOrCopy(src, dst string) error {
+	_ = os.Remove(dst)
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	return copyFile(src, dst, 0o755)
 }
