@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +18,7 @@ func agentCmd() *cobra.Command {
 		heads, nodeID, target, tokenFile, workDir, address, logLevel string
 		cpus, gpus                                                   int
 		memoryMB                                                     int64
+		checkpointInterval                                           time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "agent",
@@ -51,6 +53,9 @@ exits cleanly.`,
 			if address != "" {
 				cfg.Address = address
 			}
+			if checkpointInterval > 0 {
+				cfg.CheckpointInterval = checkpointInterval
+			}
 			cfg.Logger = log.With("node", nodeID)
 			a, err := agent.New(cfg)
 			if err != nil {
@@ -75,6 +80,8 @@ exits cleanly.`,
 	fl.Int64Var(&memoryMB, "memory-mb", 0, "memory offered to runs in MiB (default: all)")
 	fl.IntVar(&gpus, "gpus", 0, "GPUs offered to runs (default: all found)")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.DurationVar(&checkpointInterval, "checkpoint-interval", api.DefaultCheckpointIntervalSeconds*time.Second,
+		"how often a changed $AML_CHECKPOINT_DIR of a running attempt is uploaded to the head")
 	return c
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/amld/amld/api"
 	"github.com/amld/amld/cmd/amld/internal/server"
 	"github.com/amld/amld/nodes"
 )
@@ -23,6 +24,8 @@ type serverFlags struct {
 	logLevel     string
 	heartbeatTTL time.Duration
 	provTimeout  time.Duration
+	// preemptionGrace is --preemption-grace.
+	preemptionGrace time.Duration
 }
 
 func (f *serverFlags) register(c *cobra.Command, defaultDataDir string) {
@@ -35,6 +38,8 @@ func (f *serverFlags) register(c *cobra.Command, defaultDataDir string) {
 	c.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	c.Flags().DurationVar(&f.heartbeatTTL, "heartbeat-ttl", 10*time.Second, "a node not heard from for this long is unusable and its runs are requeued")
 	c.Flags().DurationVar(&f.provTimeout, "provisioning-timeout", 5*time.Minute, "a node whose agent has not registered after this long is unusable and replaced")
+	c.Flags().DurationVar(&f.preemptionGrace, "preemption-grace", api.DefaultPreemptionGraceSeconds*time.Second,
+		"SIGTERM-to-SIGKILL grace of an attempt whose node is evicted or that is preempted, on targets without preemption_grace_seconds")
 }
 
 // config turns the flags into a head configuration with a local provider.
@@ -61,6 +66,7 @@ func (f *serverFlags) config(stopNodesOnClose bool) (server.Config, *nodes.Local
 	cfg.Logger = log
 	cfg.HeartbeatTTL = f.heartbeatTTL
 	cfg.Autoscale.ProvisioningTimeout = f.provTimeout
+	cfg.PreemptionGrace = f.preemptionGrace
 	if f.sizesFile != "" {
 		extra, err := server.LoadSizesFile(f.sizesFile)
 		if err != nil {

@@ -37,11 +37,17 @@ type attempt struct {
 	cancel context.CancelFunc
 	fenced atomic.Bool
 
-	stopOnce sync.Once
-	stopCh   chan struct{} // closed when the head stopped or dropped the attempt
-	stopWhy  string        // written before stopCh is closed
+	stopOnce  sync.Once
+	stopCh    chan struct{} // closed when the head stopped or dropped the attempt
+	stopWhy   string        // written before stopCh is closed
+	stopGrace time.Duration // SIGTERM-to-SIGKILL grace of the stop; written before stopCh is closed
 
 	done chan struct{} // closed when the attempt's goroutine returned
+
+	// restoredSum is the SHA-256 of the checkpoint dir as restored (tar'd
+	// as uploads are), so an unchanged dir is not uploaded again. Owned by
+	// the attempt's goroutine.
+	restoredSum string
 }
 
 func (a *Agent) newAttempt(ctx context.Context, asg api.Assignment) *attempt {
@@ -70,10 +76,12 @@ func (at *attempt) goRun(fn func()) {
 	}()
 }
 
-// requestStop asks the attempt to stop; the first reason wins.
-func (at *attempt) requestStop(reason string) {
+// requestStop asks the attempt to stop, giving the command grace between
+// SIGTERM and SIGKILL (none: SIGKILL at once); the first request wins.
+func (at *attempt) requestStop(reason string, grace time.Duration) {
 	at.stopOnce.Do(func() {
 		at.stopWhy = reason
+		at.stopGrace = grace
 		close(at.stopCh)
 	})
 }
@@ -115,7 +123,7 @@ func (at *attempt) run() {
 		at.finish(exitedWith(ExitPrepareFailed, "the agent could not record the attempt: "+err.Error()), "", nil)
 		return
 	}
-	ckpt := filepath.Join(a.cfg.WorkDir, "checkpoints", at.key.RunID)
+	ckpt := a.checkpointDir(at.key)
 	rt, err := at.runtime()
 	if err == nil {
 		err = at.prepare(dir, ckpt)
@@ -161,18 +169,31 @@ func (at *attempt) run() {
 	rep := at.startReporter()
 	rep.send(api.AttemptStatus{State: api.AttemptRunning})
 	sh := at.ship(h.Output())
+	cp := at.startCheckpoints(ckpt)
 	end := at.supervise(h)
 	sh.wait() // all output shipped (or given up) before the end is reported
+	cp.stop()
 	if at.ctx.Err() != nil {
 		rep.closeWait()
 		at.abandon(dir)
 		return
 	}
 	code := h.ExitCode()
+	if end != endExited || code != 0 {
+		// What the command left in its checkpoint dir goes to the head
+		// before the end is reported: the next attempt starts from it.
+		cp.upload()
+		if at.ctx.Err() != nil {
+			rep.closeWait()
+			at.abandon(dir)
+			return
+		}
+	}
 	var st api.AttemptStatus
 	switch end {
 	case endStopped:
 		st = exitedWith(code, at.stopWhy)
+		st.Stopped = true
 	case endTimedOut:
 		st = exitedWith(code, fmt.Sprintf("exceeded max_run_duration_seconds=%d", at.asg.Run.MaxRunDurationSeconds))
 		st.TimedOut = true
@@ -228,24 +249,38 @@ func (at *attempt) supervise(h Handle) ending {
 	case <-at.ctx.Done():
 		end = endAborted
 	}
-	at.terminate(h)
+	grace := at.a.cfg.KillGrace
+	switch {
+	case end == endStopped:
+		grace = at.stopGrace
+	case end == endAborted && at.fenced.Load():
+		grace = 0 // the head gave the run to another attempt: no grace
+	}
+	at.terminate(h, grace)
 	return end
 }
 
 // terminate sends SIGTERM to the attempt's processes and SIGKILL after
-// KillGrace, and waits until they are gone.
-func (at *attempt) terminate(h Handle) {
+// grace (at once when grace is 0), and waits until they are gone.
+func (at *attempt) terminate(h Handle, grace time.Duration) {
+	if grace <= 0 {
+		if err := h.Signal(syscall.SIGKILL); err != nil {
+			at.log.Warn("could not kill the attempt", "err", err)
+		}
+		<-h.Done()
+		return
+	}
 	if err := h.Signal(syscall.SIGTERM); err != nil {
 		at.log.Warn("could not signal the attempt", "err", err)
 	}
-	t := time.NewTimer(at.a.cfg.KillGrace)
+	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
 	case <-h.Done():
 		return
 	case <-t.C:
 	}
-	at.log.Info("the attempt outlived its grace period; killing it", "grace", at.a.cfg.KillGrace)
+	at.log.Info("the attempt outlived its grace period; killing it", "grace", grace)
 	if err := h.Signal(syscall.SIGKILL); err != nil {
 		at.log.Warn("could not kill the attempt", "err", err)
 	}
@@ -270,6 +305,7 @@ func (at *attempt) finish(st api.AttemptStatus, dir string, rep *reporter) {
 		if err := removeAll(dir); err != nil {
 			at.log.Warn("could not remove the attempt's work dir", "err", err)
 		}
+		at.a.removeCheckpointDir(at.key)
 	}
 }
 
@@ -285,6 +321,7 @@ func (at *attempt) abandon(dir string) {
 	if err := removeAll(dir); err != nil {
 		at.log.Warn("could not remove the attempt's work dir", "err", err)
 	}
+	at.a.removeCheckpointDir(at.key)
 }
 
 // lost reports an attempt an earlier agent process started: its process
@@ -317,7 +354,7 @@ func (at *attempt) runtime() (Runtime, error) {
 }
 
 // prepare makes the work dir with the source snapshot and outputs/, and
-// the run's checkpoint dir.
+// the attempt's checkpoint dir with the run's latest checkpoint in it.
 func (at *attempt) prepare(dir, ckpt string) error {
 	if err := removeAll(dir); err != nil { // a stale one from a crash
 		return err
@@ -345,7 +382,7 @@ func (at *attempt) prepare(dir, ckpt string) error {
 	if err := os.MkdirAll(filepath.Join(dir, "outputs"), 0o755); err != nil {
 		return err
 	}
-	return os.MkdirAll(ckpt, 0o755)
+	return at.restoreCheckpoint(ckpt)
 }
 
 // env is what the command gets on top of the runtime's base environment.
