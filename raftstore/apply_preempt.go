@@ -45,6 +45,9 @@ func (a *applier) nodeEvict(r *NodeEvictRequest) error {
 				reason = at.StopReason + " (the machine was taken at the end of the notice)"
 			}
 			for i, al := range at.Allocations {
+				if i >= len(at.Nodes) {
+					break
+				}
 				if na := &at.Nodes[i]; al.NodeID == n.ID && na.State != api.AttemptExited {
 					na.State = api.AttemptExited
 					na.Reason = reason
