@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -135,5 +136,34 @@ func TestSimulatedEvictionStopsRequeuesThenTakesTheMachine(t *testing.T) {
 	// The node's late calls are refused.
 	if _, err := node.UploadCheckpoint(ctx, key, []byte("late")); api.StatusOf(err) < 400 {
 		t.Fatalf("late checkpoint upload: %v", err)
+	}
+}
+
+func TestPreemptionGraceIsValidatedAndResolved(t *testing.T) {
+	sizes := testSizes(t)
+	for _, g := range []int{-1, api.MaxPreemptionGraceSeconds + 1} {
+		_, err := validateTargetSpec(api.TargetSpec{Name: "spot", VMSize: "cpu-2", MaxNodes: 1, PreemptionGraceSeconds: &g}, sizes, []string{"local"}, "local")
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Field != "preemption_grace_seconds" {
+			t.Errorf("grace %d: %v, want an error naming preemption_grace_seconds", g, err)
+		}
+		if err := validateTargetUpdate(&api.Target{TargetSpec: api.TargetSpec{MaxNodes: 1}}, api.TargetUpdate{PreemptionGraceSeconds: &g}); err == nil {
+			t.Errorf("update to grace %d accepted", g)
+		}
+	}
+	s := &Server{cfg: DefaultConfig()}
+	if got := s.preemptionGrace(&api.Target{}); got != api.DefaultPreemptionGraceSeconds {
+		t.Errorf("default grace %d", got)
+	}
+	five := 5
+	if got := s.preemptionGrace(&api.Target{TargetSpec: api.TargetSpec{PreemptionGraceSeconds: &five}}); got != 5 {
+		t.Errorf("target grace %d", got)
+	}
+	cfg := DefaultConfig()
+	cfg.PreemptionGrace = 11 * time.Minute
+	cfg.DataDir, cfg.Providers = "/tmp/x", map[string]nodes.Provider{"local": &fakeProvider{}}
+	cfg.DefaultProvider = "local"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "preemption grace") {
+		t.Errorf("Validate with an 11m grace: %v", err)
 	}
 }
