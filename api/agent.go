@@ -60,6 +60,10 @@ type Assignment struct {
 	Stop bool `json:"stop"`
 	// StopReason says why.
 	StopReason string `json:"stop_reason,omitempty"`
+	// GraceSeconds, when Stop is set and it is positive, is how long the
+	// command has between SIGTERM and SIGKILL (a preemption's notice); 0
+	// means the agent's own kill grace.
+	GraceSeconds int `json:"grace_seconds,omitempty"`
 	// SSH lets the attempt's nodes reach each other (runs of several nodes
 	// or distribution mpi); nil otherwise. It holds the run's private key.
 	SSH *AttemptSSH `json:"ssh,omitempty"`
@@ -107,6 +111,10 @@ type AttemptStatus struct {
 	// command (the agent restarted and could not re-adopt it): the run is
 	// requeued as after a lost node, without spending max_retries.
 	Lost bool `json:"lost,omitempty"`
+	// Stopped is true when the agent stopped the command (SIGTERM) because
+	// the head asked it to, so an exit code of 0 does not mean the command
+	// finished its work.
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // LogAppend ships a chunk of one node's output of one attempt. Offset is

@@ -70,6 +70,7 @@ func (a *applier) finishRun(run *api.Run, state, reason string) {
 	run.State = state
 	run.Reason = reason
 	run.EndedAt = a.now
+	a.dropCheckpoint(run)
 	a.dropRunKey(run.ID)
 }
 
@@ -130,6 +131,14 @@ func (a *applier) preempt(p Preemption) {
 	why := "preempted"
 	if p.By != "" {
 		why = "preempted by run " + p.By
+	}
+	if at.StopReason != "" {
+		return // already on its way out
+	}
+	if p.GraceSeconds > 0 {
+		a.beginStop(run, at, why, p.GraceSeconds)
+		a.putRun(run)
+		return
 	}
 	a.endAttempt(at, nil, why)
 	a.requeueAfterLoss(run, why)

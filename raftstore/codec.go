@@ -41,6 +41,8 @@ var commandTypes = map[MsgType]func() any{
 	MsgRunCancel:          func() any { return new(RunCancelRequest) },
 	MsgLogAppend:          func() any { return new(LogAppendRequest) },
 	MsgBlobPut:            func() any { return new(BlobPutRequest) },
+	MsgNodeEvict:          func() any { return new(NodeEvictRequest) },
+	MsgCheckpointPut:      func() any { return new(CheckpointPutRequest) },
 }
 
 var msgNames = map[MsgType]string{
@@ -62,6 +64,8 @@ var msgNames = map[MsgType]string{
 	MsgRunCancel:          "RunCancel",
 	MsgLogAppend:          "LogAppend",
 	MsgBlobPut:            "BlobPut",
+	MsgNodeEvict:          "NodeEvict",
+	MsgCheckpointPut:      "CheckpointPut",
 }
 
 // String names the message type ("RunSubmit"), or "MsgType(N)" for an
