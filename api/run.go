@@ -127,6 +127,9 @@ type Run struct {
 	Attempts    []Attempt `json:"attempts,omitempty"`
 	CreateIndex uint64    `json:"create_index"`
 	ModifyIndex uint64    `json:"modify_index"`
+
+	// Private runs (those of instances) are seen by their owner and admins only.
+	Private bool `json:"private,omitempty"`
 }
 
 // Copy returns a copy of r that shares nothing mutable with it.

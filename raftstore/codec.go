@@ -41,6 +41,11 @@ var commandTypes = map[MsgType]func() any{
 	MsgRunCancel:          func() any { return new(RunCancelRequest) },
 	MsgLogAppend:          func() any { return new(LogAppendRequest) },
 	MsgBlobPut:            func() any { return new(BlobPutRequest) },
+	MsgHostAttach:         func() any { return new(HostAttachRequest) },
+	MsgHostDetach:         func() any { return new(HostDetachRequest) },
+	MsgHostRemove:         func() any { return new(HostRemoveRequest) },
+	MsgTargetPower:        func() any { return new(TargetPowerRequest) },
+	MsgNodeProvider:       func() any { return new(NodeProviderRequest) },
 }
 
 var msgNames = map[MsgType]string{
@@ -62,6 +67,11 @@ var msgNames = map[MsgType]string{
 	MsgRunCancel:          "RunCancel",
 	MsgLogAppend:          "LogAppend",
 	MsgBlobPut:            "BlobPut",
+	MsgHostAttach:         "HostAttach",
+	MsgHostDetach:         "HostDetach",
+	MsgHostRemove:         "HostRemove",
+	MsgTargetPower:        "TargetPower",
+	MsgNodeProvider:       "NodeProvider",
 }
 
 // String names the message type ("RunSubmit"), or "MsgType(N)" for an

@@ -19,6 +19,7 @@ const (
 	tableLogStreams  = "log_streams"
 	tableLogChunks   = "log_chunks"
 	tableBlobs       = "blobs"
+	tableHosts       = "hosts"
 )
 
 // Index names besides "id".
@@ -35,6 +36,7 @@ const (
 var tableOrder = []string{
 	tableMeta, tableCredentials, tableUsers, tableTargets, tableNodes,
 	tableRuns, tableLogStreams, tableLogChunks, tableBlobs,
+	tableHosts,
 }
 
 // logStream is the per-stream row of a node's output of one attempt.
@@ -82,6 +84,7 @@ func newSchema() *memdb.DBSchema {
 			return []any{c.RunID, c.Attempt, c.Node, c.end()}
 		})},
 		tableBlobs: {Indexes: id(func(o any) []any { return []any{o.(*Blob).ID} })},
+		tableHosts: {Indexes: id(func(o any) []any { return []any{o.(*Host).Name} })},
 	}
 	tables[tableCredentials].Indexes[indexSubject] = &memdb.IndexSchema{
 		Name: indexSubject,
