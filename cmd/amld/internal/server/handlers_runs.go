@@ -72,13 +72,13 @@ func (s *Server) handleSubmitRun(w http.ResponseWriter, r *http.Request) error {
 		return api.Invalid("target", "is required (amlctl compute list shows the targets)")
 	}
 	t := st.Target(spec.Target)
-	if t == nil {
+	if t == nil || !canSee(identityOf(r.Context()), t) {
 		return api.NotFound("no target named %q (amlctl compute list shows them)", spec.Target)
 	}
 	if t.ProvisioningState == api.ProvisioningDeleting {
 		return api.FailedPrecondition("target %s is being deleted", t.Name)
 	}
-	size, ok := s.cfg.Sizes.Get(t.VMSize)
+	size, ok := s.targetSize(t)
 	if !ok {
 		return api.FailedPrecondition("target %s has vm_size %q, which this head's catalogue lacks", t.Name, t.VMSize)
 	}
@@ -96,6 +96,7 @@ func (s *Server) handleSubmitRun(w http.ResponseWriter, r *http.Request) error {
 		State:       api.RunQueued,
 		Request:     req,
 		SubmittedAt: now(),
+		Private:     t.Type == api.KindInstance,
 	}
 	idx, err := s.apply(r.Context(), raftstore.MsgRunSubmit, &raftstore.RunSubmitRequest{Run: run})
 	if err != nil {
@@ -115,6 +116,9 @@ func (s *Server) handleListRuns(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := []*api.Run{}
 	for i := len(runs) - 1; i >= 0; i-- { // newest first
+		if !canSeeRun(identityOf(r.Context()), runs[i]) {
+			continue
+		}
 		if state == "" || runs[i].State == state {
 			out = append(out, runs[i])
 		}
@@ -143,7 +147,7 @@ func (s *Server) handleGetRun(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	st := s.store.State()
 	for {
-		run, err := s.lookupRun(st, id)
+		run, err := s.lookupVisibleRun(r, st, id)
 		if err != nil {
 			return err
 		}
@@ -157,7 +161,7 @@ func (s *Server) handleGetRun(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) handleCancelRun(w http.ResponseWriter, r *http.Request) error {
 	st := s.store.State()
-	run, err := s.lookupRun(st, r.PathValue("id"))
+	run, err := s.lookupVisibleRun(r, st, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -199,7 +203,7 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	st := s.store.State()
 	for {
-		run, err := s.lookupRun(st, id)
+		run, err := s.lookupVisibleRun(r, st, id)
 		if err != nil {
 			return err
 		}
@@ -244,7 +248,7 @@ func logChunk(st *raftstore.State, run *api.Run, attempt, node int, offset int64
 
 func (s *Server) handleOutputs(w http.ResponseWriter, r *http.Request) error {
 	st := s.store.State()
-	run, err := s.lookupRun(st, r.PathValue("id"))
+	run, err := s.lookupVisibleRun(r, st, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
