@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs what amld's tests need on a fresh Debian machine, once: Python 3
-# for the example job. Go modules come through the module proxy.
+# for the example job, OpenSSH's server for the attach tests. Go modules
+# come through the module proxy.
 set -euo pipefail
 need=()
 command -v python3 >/dev/null || need+=(python3)
+# OpenSSH's sshd and ssh-keygen: the attach tests run a real sshd.
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "deps: missing ${need[*]}; run as root or install them" >&2
