@@ -58,7 +58,10 @@ func TestInstanceIsItsOwnersAndStopsAndStarts(t *testing.T) {
 	for _, err := range []error{
 		func() error { _, err := bob.GetTarget(ctx, "ci-alice"); return err }(),
 		func() error { _, err := bob.ListNodes(ctx, "ci-alice"); return err }(),
-		func() error { _, err := bob.SubmitRun(ctx, api.RunSpec{Target: "ci-alice", Command: []string{"true"}}); return err }(),
+		func() error {
+			_, err := bob.SubmitRun(ctx, api.RunSpec{Target: "ci-alice", Command: []string{"true"}})
+			return err
+		}(),
 		func() error { _, err := bob.PowerTarget(ctx, "ci-alice", api.PowerStop); return err }(),
 		bob.DeleteTarget(ctx, "ci-alice"),
 	} {
