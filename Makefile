@@ -7,6 +7,9 @@ PKGS := ./...
 FUZZTIME ?= 10s
 
 .PHONY: all build test unit integration fuzz lint deps demo bench clean
+.PHONY: gpu-check gpu-check-bin
+# go-nvml's cgo code calls NVML functions the header marks deprecated.
+export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 
 all: build
 
@@ -21,15 +24,19 @@ deps:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/amld
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v /integration)
+	CGO_ENABLED=0 $(GO) test -count=1 ./gpu/
 
 # Each fuzz target runs briefly; the seed corpora run in `unit` too.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) ./raftstore
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRunSpec$$' -fuzztime $(FUZZTIME) ./cmd/amld/internal/server
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTargetSpec$$' -fuzztime $(FUZZTIME) ./cmd/amld/internal/server
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeJobYAML$$' -fuzztime $(FUZZTIME) ./cmd/amlctl
+	$(GO) test -run '^$$' -fuzz '^FuzzAmlignore$$' -fuzztime $(FUZZTIME) ./cmd/amlctl
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAttachRequest$$' -fuzztime $(FUZZTIME) ./cmd/amld/internal/server
 
 integration: build
@@ -47,3 +54,13 @@ bench: build
 
 clean:
 	rm -rf $(BIN) .integration.log
+
+# The real-GPU check (docs/gpu.md): build amld with cgo (NVML) into bin/gpu,
+# copy bin/gpu and scripts/ to a machine with an NVIDIA GPU if this one has
+# none, and run scripts/gpu-check.sh bin/gpu there.
+gpu-check-bin:
+	CGO_ENABLED=1 $(GO) build -ldflags "-s -w" -o $(BIN)/gpu/amld ./cmd/amld
+	CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $(BIN)/gpu/amlctl ./cmd/amlctl
+
+gpu-check: gpu-check-bin
+	scripts/gpu-check.sh $(BIN)/gpu

@@ -18,6 +18,9 @@ type RegisterRequest struct {
 	HostKey  string    `json:"host_key,omitempty"`
 	Version  string    `json:"version"`
 	Runtimes []string  `json:"runtimes"`
+	// GPUError says why the agent found no GPUs (no NVML library, a build
+	// without cgo) or could not read some of them; empty when all is well.
+	GPUError string `json:"gpu_error,omitempty"`
 }
 
 // RegisterResponse gives the agent its identity and credential.
@@ -27,6 +30,10 @@ type RegisterResponse struct {
 	NodeToken string `json:"node_token"`
 	// HeartbeatIntervalMS is how often the agent must heartbeat.
 	HeartbeatIntervalMS int `json:"heartbeat_interval_ms"`
+	// Unusable, when set, says why the head marked the node unusable at
+	// registration (it found fewer GPUs than its vm_size promises); the
+	// node gets no runs and is removed.
+	Unusable string `json:"unusable,omitempty"`
 }
 
 // HeartbeatRequest says the agent is alive.

@@ -56,4 +56,6 @@ type NodeView struct {
 	Allocated Resources `json:"allocated"`
 	// Runs lists the run IDs with a live attempt on the node.
 	Runs []string `json:"runs,omitempty"`
+	// GPURuns maps the UUID of each GPU in use to the run that holds it.
+	GPURuns map[string]string `json:"gpu_runs,omitempty"`
 }

@@ -101,8 +101,15 @@ func (a *applier) nodeRegister(r *NodeRegisterRequest) error {
 	if len(a.runsOnNode(n.ID)) > 0 {
 		want = api.NodeRunning
 	}
+	if r.Unusable != "" {
+		want = api.NodeUnusable
+		n.Reason = r.Unusable
+	}
 	a.setNodeState(n, want)
 	a.putNode(n)
+	if want == api.NodeUnusable {
+		a.endAttemptsOnNode(n.ID, nodeWhy(n.ID, want, r.Unusable))
+	}
 	return nil
 }
 

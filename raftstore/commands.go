@@ -154,6 +154,11 @@ type NodeRegisterRequest struct {
 	Capacity  api.Resources       `json:"capacity"`
 	TokenHash string              `json:"token_hash"`
 	Time      time.Time           `json:"time"`
+	// Unusable, when set, registers the node as unusable with this reason
+	// (the head found it lacks what its vm_size promises): it gets the
+	// credential, so its agent stops asking, but no runs; attempts that
+	// held it end as after a lost node.
+	Unusable string `json:"unusable,omitempty"`
 }
 
 // NodeDownRequest takes a node out of service: State is unusable, preempted

@@ -25,18 +25,25 @@ func Pack(bins []api.Resources, template api.Resources, runs []*api.Run, maxNew 
 	free := append([]api.Resources(nil), bins...)
 	res := PackResult{UsedBins: make([]bool, len(bins))}
 	var picked []int
+	// skip[req] is how many leading bins cannot fit req: free room only
+	// shrinks and new bins are appended, so the prefix stays unfit and a
+	// long queue of alike runs packs in O(runs + bins), not O(runs × bins).
+	skip := map[api.Resources]int{}
 	for _, r := range runs {
 		n := max(r.NodeCount, 1)
 		req := r.Request
 		picked = picked[:0]
-		for i := range free {
-			if len(picked) == n {
-				break
-			}
+		start := skip[req]
+		prefix := true
+		for i := start; i < len(free) && len(picked) < n; i++ {
 			if req.Fits(free[i]) {
 				picked = append(picked, i)
+				prefix = false
+			} else if prefix {
+				start = i + 1
 			}
 		}
+		skip[req] = start
 		need := n - len(picked)
 		if need > 0 && !req.Fits(template) {
 			res.Unfit = append(res.Unfit, r.ID)

@@ -152,14 +152,21 @@ func (ts *targetState) stateList() string {
 	return strings.Join(parts, ", ")
 }
 
-// gpuUse counts the GPUs of the ready nodes that are in use, and all of
-// them.
+// gpuUse counts the GPUs the ready nodes offer that are in use, and all
+// of them. A node offers the lesser of its GPU capacity and the devices it
+// lists; nodes that share their machine's GPUs (local nodes) offer no more
+// than the distinct devices they list.
 func (ts *targetState) gpuUse() (used, total int) {
+	free := 0
 	for _, ns := range ts.nodes {
-		total += len(ns.node.GPUs)
-		used += len(ns.node.GPUs) - len(ns.gpus)
+		total += min(ns.node.Capacity.GPUs, len(ns.node.GPUs))
+		free += ns.gpuFree()
 	}
-	return used, total
+	if len(ts.shared) > 0 {
+		listed, listedFree := distinctGPUs(ts.nodes)
+		total, free = min(total, listed), min(free, listedFree)
+	}
+	return max(total-free, 0), total
 }
 
 // victimList names up to three victims and counts the rest.

@@ -123,6 +123,7 @@ func (ts *targetState) place(r *api.Run, picked []*nodeState) Placement {
 		if g := req.GPUs; g > 0 {
 			al.GPUUUIDs = ns.gpus[:g:g]
 			ns.gpus = ns.gpus[g:]
+			ts.shared.take(ns, al.GPUUUIDs)
 		}
 		ns.free = ns.free.Sub(req)
 		if !ns.busy {

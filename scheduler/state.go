@@ -89,6 +89,8 @@ type targetState struct {
 	// waiting lists queued runs that will not be placed whatever happens
 	// this round, with their reasons (live attempt, never fits).
 	waiting []waitRun
+	// shared lists the GPUs this target's nodes share with other nodes.
+	shared sharedGPUs
 }
 
 // waitRun is a queued run that waits for a reason known before placement.
@@ -180,6 +182,11 @@ func newRound(st *State) *round {
 		rd.targets = append(rd.targets, ts)
 	}
 	slices.SortFunc(rd.targets, func(a, b *targetState) int { return cmp.Compare(a.name, b.name) })
+	if shared := findShared(rd.targets); shared != nil {
+		for _, ts := range rd.targets {
+			ts.shared = shared
+		}
+	}
 	return rd
 }
 

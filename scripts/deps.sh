@@ -5,6 +5,8 @@
 set -euo pipefail
 need=()
 command -v python3 >/dev/null || need+=(python3)
+# gcc: cgo, for the NVML GPU inventory (github.com/NVIDIA/go-nvml) and its tests.
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
 # OpenSSH's sshd and ssh-keygen: the attach tests run a real sshd.
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)

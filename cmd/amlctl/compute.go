@@ -371,7 +371,7 @@ func targetUpdate(fs *pflag.FlagSet, minNodes, maxNodes, idle int, preemption, d
 func (a *app) computeListNodesCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "list-nodes NAME",
-		Short: "List a target's nodes with the runs on them",
+		Short: "List a target's nodes with the runs on them, and their GPUs",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
@@ -391,7 +391,10 @@ func (a *app) computeListNodesCmd() *cobra.Command {
 				row(w, n.ID, n.State, orDash(n.VMSize), orDash(n.Address), n.Allocated, n.Capacity,
 					orDash(strings.Join(n.Runs, ",")), fmtTime(n.StateChangedAt), orDash(n.Reason))
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			return printNodeGPUs(a.stdout, ns)
 		},
 	}
 }

@@ -17,6 +17,9 @@ func agentCmd() *cobra.Command {
 		heads, nodeID, target, tokenFile, workDir, address, logLevel string
 		cpus, gpus                                                   int
 		memoryMB                                                     int64
+		printInventory                                               bool
+		nvmlLibrary                                                  string
+		fakeGPUs                                                     int
 	)
 	c := &cobra.Command{
 		Use:   "agent",
@@ -24,12 +27,30 @@ func agentCmd() *cobra.Command {
 		Long: `Run the agent of one node. It registers with the heads using the join
 token (read from a file, never from a flag's value), heartbeats, and runs
 the attempts the scheduler places on this node. SIGTERM stops its runs and
-exits cleanly.`,
+exits cleanly.
+
+GPUs are found through NVML (libnvidia-ml.so.1, part of the NVIDIA driver)
+and reported at registration; without the library the node offers none and
+the agent works on. --print-inventory shows what this machine offers as the
+agent sees it (CPUs, memory, GPUs) and exits.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			log, err := newLogger(logLevel)
 			if err != nil {
 				return err
+			}
+			if cpus < 0 || memoryMB < 0 || gpus < 0 || fakeGPUs < 0 {
+				return usageError{fmt.Errorf("--cpus, --memory-mb, --gpus and --fake-gpus must not be negative")}
+			}
+			inv := gpuInventory(nvmlLibrary, fakeGPUs)
+			if printInventory {
+				found, note := agent.DiscoverGPUs(c.Context(), inv, nil)
+				return inventory{
+					Hostname: hostname(),
+					Capacity: offered(cpus, memoryMB, gpus),
+					GPUs:     found,
+					GPUError: note,
+				}.print(c.OutOrStdout())
 			}
 			if heads == "" {
 				return usageError{fmt.Errorf("--head is required: the heads' API addresses, comma-separated")}
@@ -48,6 +69,7 @@ exits cleanly.`,
 			cfg.Target = target
 			cfg.WorkDir = workDir
 			cfg.Capacity = api.Resources{CPUs: cpus, MemoryMB: memoryMB, GPUs: gpus}
+			cfg.GPUs, cfg.GPUError = agent.DiscoverGPUs(c.Context(), inv, log)
 			if address != "" {
 				cfg.Address = address
 			}
@@ -75,7 +97,28 @@ exits cleanly.`,
 	fl.Int64Var(&memoryMB, "memory-mb", 0, "memory offered to runs in MiB (default: all)")
 	fl.IntVar(&gpus, "gpus", 0, "GPUs offered to runs (default: all found)")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.BoolVar(&printInventory, "print-inventory", false, "print what this machine offers (CPUs, memory, GPUs) as the agent sees it, and exit")
+	fl.StringVar(&nvmlLibrary, "nvml-library", "", "path of the NVML library (default: libnvidia-ml.so.1 on the loader's path)")
+	// --fake-gpus makes the agent report N mock GPUs (go-nvml's mock server
+	// in a cgo build): for tests on machines without a GPU, never for real
+	// nodes, so it is hidden.
+	fl.IntVar(&fakeGPUs, "fake-gpus", 0, "report N mock GPUs instead of asking NVML (tests only)")
+	_ = fl.MarkHidden("fake-gpus")
 	return c
+}
+
+// offered is the capacity the agent offers: the flags, with what this
+// machine has where a flag is 0 (GPUs: 0 means all found).
+func offered(cpus int, memoryMB int64, gpus int) api.Resources {
+	r := agent.DetectCapacity()
+	if cpus > 0 {
+		r.CPUs = cpus
+	}
+	if memoryMB > 0 {
+		r.MemoryMB = memoryMB
+	}
+	r.GPUs = gpus
+	return r
 }
 
 func defaultWorkDir() string {

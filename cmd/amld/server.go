@@ -23,6 +23,9 @@ type serverFlags struct {
 	logLevel     string
 	heartbeatTTL time.Duration
 	provTimeout  time.Duration
+	// agentArgs are added to the command line of every local node's agent
+	// (hidden; for tests, e.g. --fake-gpus).
+	agentArgs []string
 }
 
 func (f *serverFlags) register(c *cobra.Command, defaultDataDir string) {
@@ -35,6 +38,8 @@ func (f *serverFlags) register(c *cobra.Command, defaultDataDir string) {
 	c.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	c.Flags().DurationVar(&f.heartbeatTTL, "heartbeat-ttl", 10*time.Second, "a node not heard from for this long is unusable and its runs are requeued")
 	c.Flags().DurationVar(&f.provTimeout, "provisioning-timeout", 5*time.Minute, "a node whose agent has not registered after this long is unusable and replaced")
+	c.Flags().StringArrayVar(&f.agentArgs, "local-agent-arg", nil, "an argument added to every local node's `amld agent` command line (repeatable; for tests)")
+	_ = c.Flags().MarkHidden("local-agent-arg")
 }
 
 // config turns the flags into a head configuration with a local provider.
@@ -79,6 +84,7 @@ func (f *serverFlags) config(stopNodesOnClose bool) (server.Config, *nodes.Local
 		DataDir:          filepath.Join(abs, "nodes"),
 		Logger:           log.With("provider", "local"),
 		StopNodesOnClose: stopNodesOnClose,
+		ExtraArgs:        f.agentArgs,
 	})
 	if err != nil {
 		return cfg, nil, err

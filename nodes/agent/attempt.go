@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/amld/amld/api"
+	"github.com/amld/amld/gpu"
 )
 
 // DefaultMasterPort is MASTER_PORT for torch-style jobs.
@@ -380,9 +381,9 @@ func (at *attempt) env(dir, ckpt string) []string {
 		"MASTER_ADDR="+master,
 		"MASTER_PORT="+strconv.Itoa(DefaultMasterPort),
 	)
-	if ids := asg.Allocation.GPUUUIDs; len(ids) > 0 {
-		env = append(env, "CUDA_VISIBLE_DEVICES="+strings.Join(ids, ","))
-	}
+	// The devices the attempt holds, by UUID; a run holding none on a GPU
+	// node is shown none.
+	env = append(env, gpu.VisibleDevicesEnv(asg.Allocation.GPUUUIDs, len(at.a.cfg.GPUs) > 0)...)
 	return env
 }
 

@@ -89,6 +89,7 @@ func (a *Agent) reregister(ctx context.Context, gen int) error {
 		Address:  a.address(),
 		Capacity: a.cfg.Capacity,
 		GPUs:     a.cfg.GPUs,
+		GPUError: a.cfg.GPUError,
 		Version:  a.cfg.Version,
 		Runtimes: a.runtimeNames(),
 	}
@@ -109,6 +110,9 @@ func (a *Agent) reregister(ctx context.Context, gen int) error {
 				}
 				a.setSession(nf)
 				a.log.Info("registered", "node", resp.NodeID, "heartbeat_interval", a.session().interval)
+				if resp.Unusable != "" {
+					a.log.Error("the head marked this node unusable; it will get no runs", "reason", resp.Unusable)
+				}
 				return nil
 			}
 		}

@@ -34,8 +34,13 @@ type Config struct {
 	WorkDir string
 	// Capacity is what the node offers; zero means what DetectCapacity finds.
 	Capacity api.Resources
-	// GPUs are the node's devices, reported at registration.
+	// GPUs are the node's devices, reported at registration (see
+	// DiscoverGPUs). Runs on a node with GPUs that hold none are shown none.
 	GPUs []api.GPU
+	// GPUError says why GPUs is empty or short (from DiscoverGPUs); it is
+	// reported at registration so that the head can say why a GPU node is
+	// unusable.
+	GPUError string
 	// Hostname defaults to os.Hostname().
 	Hostname string
 	// Address is the node's address as peers reach it (host, or host:port);

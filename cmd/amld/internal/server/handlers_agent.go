@@ -49,10 +49,11 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 	if req.Capacity.MemoryMB > 0 && req.Capacity.MemoryMB < capacity.MemoryMB {
 		capacity.MemoryMB = req.Capacity.MemoryMB
 	}
-	capacity.GPUs = min(capacity.GPUs, len(req.GPUs))
-	if capacity.GPUs == 0 && size.GPUs > 0 {
-		capacity.GPUs = 0
+	if err := checkReportedGPUs(req); err != nil {
+		return err
 	}
+	var unusable string
+	req.GPUs, capacity.GPUs, unusable = nodeGPUs(size, req)
 	token := newToken("node")
 	idx, err := s.apply(r.Context(), raftstore.MsgNodeRegister, &raftstore.NodeRegisterRequest{
 		NodeID:    nodeID,
@@ -61,16 +62,23 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 		Capacity:  capacity,
 		TokenHash: hashToken(token),
 		Time:      now(),
+		Unusable:  unusable,
 	})
 	if err != nil {
 		return err
 	}
 	s.hb.seen(nodeID)
-	s.log.Info("node registered", "node", nodeID, "target", target, "address", req.Address)
+	if unusable != "" {
+		s.log.Warn("node registered unusable", "node", nodeID, "target", target, "reason", unusable)
+		s.recordUnusable(r.Context(), target, nodeID, unusable)
+	} else {
+		s.log.Info("node registered", "node", nodeID, "target", target, "address", req.Address, "gpus", len(req.GPUs))
+	}
 	writeJSON(w, http.StatusOK, idx, api.RegisterResponse{
 		NodeID:              nodeID,
 		NodeToken:           token,
 		HeartbeatIntervalMS: int(s.cfg.HeartbeatTTL.Milliseconds() / 5),
+		Unusable:            unusable,
 	})
 	return nil
 }

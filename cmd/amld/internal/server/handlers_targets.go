@@ -167,6 +167,7 @@ func (s *Server) handleListNodes(w http.ResponseWriter, r *http.Request) error {
 				if al.NodeID == n.ID {
 					v.Allocated = v.Allocated.Add(al.Resources)
 					v.Runs = append(v.Runs, run.ID)
+					addGPURuns(v, run.ID, al.GPUUUIDs)
 				}
 			}
 		}

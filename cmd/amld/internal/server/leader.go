@@ -131,6 +131,10 @@ func (s *Server) schedState(st *raftstore.State) *scheduler.State {
 	return ss
 }
 
+// schedulingDebounce is how long a scheduling round waits after a change
+// for more changes to arrive.
+const schedulingDebounce = 5 * time.Millisecond
+
 // scheduleLoop runs a scheduling round whenever the state changes (and at
 // least every 2 s), and commits each non-empty plan in one command.
 func (s *Server) scheduleLoop(ctx context.Context) {
@@ -147,6 +151,12 @@ func (s *Server) scheduleLoop(ctx context.Context) {
 			seen = st.Index()
 			continue // nothing changed but our own plan
 		}
+		// Let a burst of changes (a storm of submits) land before planning:
+		// one round then covers them all.
+		if !sleepCtx(ctx, schedulingDebounce) {
+			return
+		}
+		st = s.store.State()
 		seen = st.Index()
 		plan := scheduler.Schedule(s.schedState(st))
 		if plan.Empty() {
