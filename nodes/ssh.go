@@ -230,7 +230,7 @@ func (p *SSH) Purge(ctx context.Context, keepName, host string) error {
 // stopFunc defines stop_node NODE, which stops a node's agent (its systemd
 // unit when $mode is systemd; its supervised process group in any case) and
 // removes its directory.
-const stopFunc = `
+const stopFunc = groupFunc + `
 stop_node() {
   node="$1"; dir="$HOME/.amld/nodes/$node"
   if [ "$mode" = systemd ]; then
@@ -244,10 +244,10 @@ stop_node() {
   fi
   if [ -f "$dir/pid" ]; then
     pg=$(cat "$dir/pid")
-    if [ -n "$pg" ] && kill -0 "-$pg" 2>/dev/null; then
+    if [ -n "$pg" ] && group_alive "$pg"; then
       kill -TERM "-$pg" 2>/dev/null || true
       i=0
-      while kill -0 "-$pg" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+      while group_alive "$pg" && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
       kill -KILL "-$pg" 2>/dev/null || true
     fi
   fi
@@ -255,10 +255,27 @@ stop_node() {
 }
 `
 
+// groupFunc defines group_alive PGID: whether a process group has a live
+// member. A zombie does not count: the agent's supervisor is a child of
+// init once the SSH session ends, and an init that reaps late (a
+// container's) would otherwise keep the group "alive" after it exited.
+const groupFunc = `
+group_alive() {
+  _g="$1"
+  for _s in /proc/[0-9]*/stat; do
+    read -r _l 2>/dev/null < "$_s" || continue
+    _l=${_l##*) }
+    set -- $_l
+    [ "$1" != Z ] && [ "$3" = "$_g" ] && return 0
+  done
+  return 1
+}
+`
+
 // startScript starts a node's agent: $1 the mode (systemd or process), $2
 // the node ID, $3 the keep name (an instance's kept work dir, or empty),
 // then the agent's other flags.
-const startScript = `set -eu
+const startScript = groupFunc + `set -eu
 mode="$1"; node="$2"; keep="$3"; shift 3
 base="$HOME/.amld"; dir="$base/nodes/$node"
 if [ -n "$keep" ]; then work="$base/keep/$keep/work"; data="$base/keep/$keep/data"
@@ -298,7 +315,7 @@ EOF
   exit 0
 fi
 command -v setsid >/dev/null 2>&1 || { echo "setsid (util-linux) is not installed" >&2; exit 1; }
-if [ -s "$dir/pid" ] && kill -0 "-$(cat "$dir/pid")" 2>/dev/null; then echo "process group $(cat "$dir/pid") (already running)"; exit 0; fi
+if [ -s "$dir/pid" ] && group_alive "$(cat "$dir/pid")"; then echo "process group $(cat "$dir/pid") (already running)"; exit 0; fi
 rm -f "$dir/pid"
 cd "$dir"
 AML_DATA_DIR="$data" setsid sh -c 'echo $$ > pid; while :; do "$@" && exit 0; sleep 2; done' amld-supervisor "$@" </dev/null >>"$dir/agent.log" 2>&1 &
@@ -309,13 +326,13 @@ echo "process group $(cat "$dir/pid")"
 `
 
 // listScript prints "NODE TARGET" for every node whose agent runs.
-const listScript = `base="$HOME/.amld"
+const listScript = groupFunc + `base="$HOME/.amld"
 [ -d "$base/nodes" ] || exit 0
 for d in "$base"/nodes/*/; do
   [ -d "$d" ] || continue
   node=$(basename "$d")
   target=$(cat "$d/target" 2>/dev/null || true)
-  if [ -s "$d/pid" ] && kill -0 "-$(cat "$d/pid")" 2>/dev/null; then echo "$node $target"; continue; fi
+  if [ -s "$d/pid" ] && group_alive "$(cat "$d/pid")"; then echo "$node $target"; continue; fi
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "amld-agent-$node.service" 2>/dev/null; then echo "$node $target"; fi
 done
 `
