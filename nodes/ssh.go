@@ -234,11 +234,11 @@ const stopFunc = groupFunc + `
 stop_node() {
   node="$1"; dir="$HOME/.amld/nodes/$node"
   if [ "$mode" = systemd ]; then
-    unit="amld-agent-$node.service"
+    unit="amld-agent-$node.service"; units="${AMLD_SYSTEMD_DIR:-/etc/systemd/system}"
     if [ "$(id -u)" = 0 ]; then S=""; else S="sudo -n"; fi
-    if [ -f "/etc/systemd/system/$unit" ]; then
+    if [ -f "$units/$unit" ]; then
       $S systemctl disable --now "$unit" >/dev/null 2>&1 || true
-      $S rm -f "/etc/systemd/system/$unit"
+      $S rm -f "$units/$unit"
       $S systemctl daemon-reload >/dev/null 2>&1 || true
     fi
   fi
@@ -285,7 +285,7 @@ mkdir -p "$dir" "$work" "$data"
 [ -s "$dir/join.token" ] || { echo "no join token in $dir" >&2; exit 1; }
 set -- "$base/bin/amld" agent --node-id "$node" --join-token-file "$dir/join.token" --work-dir "$work" "$@"
 if [ "$mode" = systemd ]; then
-  unit="amld-agent-$node.service"
+  unit="amld-agent-$node.service"; units="${AMLD_SYSTEMD_DIR:-/etc/systemd/system}"
   if [ "$(id -u)" = 0 ]; then S=""; else S="sudo -n"; fi
   exec_start=""
   for a in "$@"; do exec_start="$exec_start \"$a\""; done
@@ -308,7 +308,7 @@ TimeoutStopSec=30
 [Install]
 WantedBy=multi-user.target
 EOF
-  $S install -m 0644 "$dir/$unit" "/etc/systemd/system/$unit"
+  $S install -m 0644 "$dir/$unit" "$units/$unit"
   $S systemctl daemon-reload
   $S systemctl enable --now "$unit" >/dev/null 2>&1
   echo "systemd unit $unit"
