@@ -37,6 +37,11 @@ type TargetSpec struct {
 	CreateCommand string `json:"create_command,omitempty"`
 	DeleteCommand string `json:"delete_command,omitempty"`
 	ListCommand   string `json:"list_command,omitempty"`
+	// SSHPublicAccess lets the owner of an instance of the ssh provider log
+	// in to its machine with SSHPublicKey (authorized_keys format) while the
+	// instance runs.
+	SSHPublicAccess bool   `json:"ssh_public_access,omitempty"`
+	SSHPublicKey    string `json:"ssh_public_key,omitempty"`
 }
 
 // ProvisioningError is one error met while creating or deleting nodes.

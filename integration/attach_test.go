@@ -28,6 +28,9 @@ func (d *sshd) agentGone() (bool, string) {
 	if _, err := os.Stat(filepath.Join(d.home, ".amld")); !os.IsNotExist(err) {
 		return false, "~/.amld is still there"
 	}
+	if keys := readFile(d.t, filepath.Join(d.home, ".ssh", "authorized_keys")); keys != d.authorizedKeys {
+		return false, "authorized_keys changed:\n" + keys
+	}
 	return true, ""
 }
 
@@ -182,7 +185,11 @@ func TestAttachRemoteMachineOverSSH(t *testing.T) {
 	// An instance of the ssh provider holds the pool host; stop and start
 	// keep its data dir on the machine; deleting it removes the dir.
 	alice, aliceTok := newUser(t, h, "alice")
-	if _, errOut, code := h.ctlAs(aliceTok, "compute", "create", "instance", "--name", "ci-ssh", "--provider", "ssh", "--vm-size", "cpu-1"); code != 0 {
+	if err := d.sshLogin(d.ownerKeyFile); err == nil {
+		t.Fatal("the owner's key logs in before the instance exists")
+	}
+	if _, errOut, code := h.ctlAs(aliceTok, "compute", "create", "instance", "--name", "ci-ssh", "--provider", "ssh", "--vm-size", "cpu-1",
+		"--ssh-public-access", "--ssh-public-key-file", d.ownerKeyFile+".pub"); code != 0 {
 		t.Fatalf("create ssh instance: %s", errOut)
 	}
 	if hs, err := c.GetHost(ctx(t), "pool-1"); err != nil || hs.HeldBy != "ci-ssh" {
@@ -192,9 +199,18 @@ func TestAttachRemoteMachineOverSSH(t *testing.T) {
 	if r := waitTerminal(t, alice, 60*time.Second, ids)[ids[0]]; r.State != api.RunCompleted {
 		t.Fatalf("write run: %s %s", r.State, r.Reason)
 	}
+	// While it runs, alice logs in with her key; stopped, she cannot.
+	if err := d.sshLogin(d.ownerKeyFile); err != nil {
+		t.Fatalf("the owner cannot log in to the running instance: %v", err)
+	}
 	for _, action := range []string{"stop", "start"} {
 		if _, errOut, code := h.ctlAs(aliceTok, "compute", action, "ci-ssh", "--wait"); code != 0 {
 			t.Fatalf("%s: %s", action, errOut)
+		}
+		if action == "stop" {
+			if err := d.sshLogin(d.ownerKeyFile); err == nil {
+				t.Fatal("the owner logs in to the stopped instance")
+			}
 		}
 	}
 	ids = submitAll(t, alice, api.RunSpec{Target: "ci-ssh", Command: []string{"sh", "-c", `cat "$AML_DATA_DIR/note"`}})

@@ -37,6 +37,11 @@ type sshd struct {
 
 	// Files for amlctl's flags.
 	keyFile, lockedKeyFile, passphraseFile, passwordFile string
+	// ownerKeyFile is a key the machine does not know: an instance's
+	// owner's, for --ssh-public-access.
+	ownerKeyFile string
+	// authorizedKeys is the test user's authorized_keys as the test wrote it.
+	authorizedKeys string
 	// fingerprint is the SHA256 fingerprint of the ed25519 host key (what
 	// the head pins by preference); otherFingerprint is of a key that is
 	// not the server's.
@@ -83,7 +88,7 @@ func startSSHD(t testing.TB) *sshd {
 
 	for _, k := range []struct{ file, typ, pass string }{
 		{"host_ed25519", "ed25519", ""}, {"host_rsa", "rsa", ""}, {"other_host", "ed25519", ""},
-		{"client", "ed25519", ""}, {"client_locked", "ed25519", "correct horse battery"},
+		{"client", "ed25519", ""}, {"client_locked", "ed25519", "correct horse battery"}, {"owner", "ed25519", ""},
 	} {
 		args := []string{"-q", "-t", k.typ, "-N", k.pass, "-C", k.file, "-f", filepath.Join(d.dir, k.file)}
 		if k.typ == "rsa" {
@@ -93,11 +98,13 @@ func startSSHD(t testing.TB) *sshd {
 	}
 	d.keyFile = filepath.Join(d.dir, "client")
 	d.lockedKeyFile = filepath.Join(d.dir, "client_locked")
+	d.ownerKeyFile = filepath.Join(d.dir, "owner")
 	d.fingerprint = fingerprintOf(t, filepath.Join(d.dir, "host_ed25519.pub"))
 	d.otherFingerprint = fingerprintOf(t, filepath.Join(d.dir, "other_host.pub"))
 
 	sshDir := filepath.Join(d.home, ".ssh")
 	pubs := readFile(t, d.keyFile+".pub") + readFile(t, d.lockedKeyFile+".pub")
+	d.authorizedKeys = pubs
 	if err := os.MkdirAll(sshDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -232,4 +239,21 @@ func readFile(t testing.TB, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// sshLogin reports whether key logs in to the machine with OpenSSH's own
+// client (checking the machine's host key).
+func (d *sshd) sshLogin(key string) error {
+	known := filepath.Join(d.dir, "known_hosts")
+	line := fmt.Sprintf("[127.0.0.1]:%d %s", d.port, readFile(d.t, filepath.Join(d.dir, "host_ed25519.pub")))
+	if err := os.WriteFile(known, []byte(line), 0o600); err != nil {
+		return err
+	}
+	out, err := exec.Command("ssh", "-i", key, "-p", strconv.Itoa(d.port), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+		"-o", "UserKnownHostsFile="+known, "-o", "StrictHostKeyChecking=yes", "-o", "HostKeyAlgorithms=ssh-ed25519",
+		d.user+"@127.0.0.1", "true").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	return nil
 }

@@ -29,6 +29,10 @@ type NodeSpec struct {
 	// keep one give the agent AML_DATA_DIR, a directory in it for the
 	// user's files.
 	KeepName string
+	// AuthorizedKey, when set, is a public key that may log in to the
+	// node's machine while the node lives (an instance's
+	// --ssh-public-access; ssh provider).
+	AuthorizedKey string
 }
 
 // Instance is a machine a provider reports as existing.

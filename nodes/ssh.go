@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // HostSource gives the ssh provider the attached machines with their
@@ -107,6 +109,15 @@ func (p *SSH) Create(ctx context.Context, spec NodeSpec) (string, error) {
 	cmd := "sh -c " + shellQuote(writeToken) + " sh " + shellQuote(spec.NodeID) + " " + shellQuote(spec.Target)
 	if _, err := runRemote(ctx, c, cmd, strings.NewReader(spec.JoinToken+"\n")); err != nil {
 		return "", fmt.Errorf("write the join token on %s: %w", h.Name, err)
+	}
+	if spec.AuthorizedKey != "" {
+		line, err := authorizedLine(spec.AuthorizedKey, spec.NodeID)
+		if err != nil {
+			return "", fmt.Errorf("ssh provider: %w", err)
+		}
+		if _, err := runScript(ctx, c, grantScript, line, accessTag(spec.NodeID)); err != nil {
+			return "", fmt.Errorf("let the instance's owner log in to %s: %w", h.Name, err)
+		}
 	}
 	res := spec.Size.Resources()
 	args := []string{h.AgentMode, spec.NodeID, spec.KeepName,
@@ -251,6 +262,12 @@ stop_node() {
       kill -KILL "-$pg" 2>/dev/null || true
     fi
   fi
+  keys="$HOME/.ssh/authorized_keys"
+  if [ -f "$keys" ] && grep -qF " amld-access:$node" "$keys"; then
+    grep -vF " amld-access:$node" "$keys" > "$keys.amld" || true
+    cat "$keys.amld" > "$keys"
+    rm -f "$keys.amld"
+  fi
   rm -rf "$dir"
 }
 `
@@ -324,6 +341,29 @@ while [ ! -s "$dir/pid" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 [ -s "$dir/pid" ] || { echo "the agent did not start; see $dir/agent.log" >&2; exit 1; }
 echo "process group $(cat "$dir/pid")"
 `
+
+// grantScript adds $1, an authorized_keys line ending with the tag $2, to
+// the user's authorized_keys unless it is there; stop_node removes it.
+const grantScript = `set -eu
+umask 077
+mkdir -p "$HOME/.ssh"
+touch "$HOME/.ssh/authorized_keys"
+grep -qF " $2" "$HOME/.ssh/authorized_keys" || printf '%s\n' "$1" >> "$HOME/.ssh/authorized_keys"
+`
+
+// accessTag marks the authorized_keys line that lets an instance's owner
+// log in while node runs.
+func accessTag(node string) string { return "amld-access:" + node }
+
+// authorizedLine is key (authorized_keys format, its comment dropped)
+// tagged for node.
+func authorizedLine(key, node string) (string, error) {
+	pk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(key))
+	if err != nil {
+		return "", fmt.Errorf("the instance's public key: %w", err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk))) + " " + accessTag(node), nil
+}
 
 // listScript prints "NODE TARGET" for every node whose agent runs.
 const listScript = groupFunc + `base="$HOME/.amld"

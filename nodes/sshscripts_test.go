@@ -159,3 +159,30 @@ func TestUninstallRefusesADirectoryItDidNotMake(t *testing.T) {
 		t.Fatalf("~/.amld left: %v", err)
 	}
 }
+
+func TestOwnerKeyIsGrantedAndRevokedWithTheNode(t *testing.T) {
+	home, fakebin := scriptHome(t)
+	writeToken(t, home, "n-4")
+	keys := filepath.Join(home, ".ssh", "authorized_keys")
+	if err := os.MkdirAll(filepath.Dir(keys), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keys, []byte("ssh-ed25519 AAAAattach attach-key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	line := "ssh-ed25519 AAAAowner " + accessTag("n-4")
+	for range 2 { // twice: added once
+		if out, err := runLocal(t, home, fakebin, grantScript, line, accessTag("n-4")); err != nil {
+			t.Fatalf("grant: %v %s", err, out)
+		}
+	}
+	if b, _ := os.ReadFile(keys); string(b) != "ssh-ed25519 AAAAattach attach-key\n"+line+"\n" {
+		t.Fatalf("authorized_keys:\n%s", b)
+	}
+	if out, err := runLocal(t, home, fakebin, stopFunc+`mode="$1"; stop_node "$2"`, "process", "n-4"); err != nil {
+		t.Fatalf("stop: %v %s", err, out)
+	}
+	if b, _ := os.ReadFile(keys); string(b) != "ssh-ed25519 AAAAattach attach-key\n" {
+		t.Fatalf("authorized_keys after stop:\n%s", b)
+	}
+}

@@ -30,6 +30,8 @@ type targetFlags struct {
 	// Instances and the exec provider.
 	idleShutdown                              int
 	createCommand, deleteCommand, listCommand string
+	sshPublicAccess                           bool
+	sshPublicKeyFile                          string
 }
 
 // register adds the flags to fs.
@@ -48,6 +50,8 @@ func (f *targetFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.createCommand, "create-command", "", "exec provider: script that makes a node's machine (absolute path on the heads)")
 	fs.StringVar(&f.deleteCommand, "delete-command", "", "exec provider: script that removes a node's machine")
 	fs.StringVar(&f.listCommand, "list-command", "", "exec provider: script that lists the machines (optional)")
+	fs.BoolVar(&f.sshPublicAccess, "ssh-public-access", false, "instances of --provider ssh: let you log in to the machine with your public key while it runs")
+	fs.StringVar(&f.sshPublicKeyFile, "ssh-public-key-file", "", "public key for --ssh-public-access (default ~/.ssh/id_ed25519.pub, id_ecdsa.pub or id_rsa.pub)")
 }
 
 // apply sets the fields of spec whose flags were given on the command line.
@@ -168,6 +172,9 @@ values take the head's defaults (min_nodes 0, idle_seconds_before_scaledown
 				return usagef("say what to create: 'amlctl compute create cluster --name ...' or 'amlctl compute create -f FILE'")
 			}
 			f.apply(cmd.Flags(), &spec)
+			if err := f.publicKey(cmd.Flags(), &spec); err != nil {
+				return err
+			}
 			if err := validateTargetSpec(&spec); err != nil {
 				return err
 			}

@@ -184,6 +184,9 @@ func (e *executor) createNode(ctx context.Context, prov nodes.Provider, t *api.T
 	}
 	if t.Type == api.KindInstance {
 		spec.KeepName = t.Name
+		if t.SSHPublicAccess {
+			spec.AuthorizedKey = t.SSHPublicKey
+		}
 	}
 	failures := t.ProviderFailures
 	e.start(ctx, n.ID, "create", func(ctx context.Context) {

@@ -101,6 +101,11 @@ func TestValidateInstanceAndExecSpecs(t *testing.T) {
 		t.Fatal(err)
 	}
 	one, minus := 1, -1
+	signer, err := ssh.ParsePrivateKey([]byte(testKeyPEM(t, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := string(ssh.MarshalAuthorizedKey(signer.PublicKey()))
 	for _, tc := range []struct {
 		name  string
 		spec  api.TargetSpec
@@ -119,6 +124,11 @@ func TestValidateInstanceAndExecSpecs(t *testing.T) {
 		{"exec relative", api.TargetSpec{Name: "cloud", VMSize: "cpu-2", MaxNodes: 2, Provider: "exec", CreateCommand: "create.sh", DeleteCommand: script}, "create_command"},
 		{"exec not executable", api.TargetSpec{Name: "cloud", VMSize: "cpu-2", MaxNodes: 2, Provider: "exec", CreateCommand: script, DeleteCommand: script, ListCommand: notExec}, "list_command"},
 		{"scripts without exec", api.TargetSpec{Name: "cloud", VMSize: "cpu-2", MaxNodes: 2, Provider: "local", CreateCommand: script}, "create_command"},
+		{"public access", api.TargetSpec{Name: "ci-bob", Type: api.KindInstance, VMSize: "cpu-2", Provider: "ssh", SSHPublicAccess: true, SSHPublicKey: pub}, ""},
+		{"public access on a local instance", api.TargetSpec{Name: "ci-bob", Type: api.KindInstance, VMSize: "cpu-2", SSHPublicAccess: true, SSHPublicKey: pub}, "ssh_public_access"},
+		{"public access on a cluster", api.TargetSpec{Name: "cloud", VMSize: "cpu-2", MaxNodes: 2, Provider: "ssh", SSHPublicAccess: true, SSHPublicKey: pub}, "ssh_public_access"},
+		{"public access without a key", api.TargetSpec{Name: "ci-bob", Type: api.KindInstance, VMSize: "cpu-2", Provider: "ssh", SSHPublicAccess: true}, "ssh_public_key"},
+		{"public access with a private key", api.TargetSpec{Name: "ci-bob", Type: api.KindInstance, VMSize: "cpu-2", Provider: "ssh", SSHPublicAccess: true, SSHPublicKey: testKeyPEM(t, "")}, "ssh_public_key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := validateTargetSpec(tc.spec, sizes, providers, "local")
@@ -126,7 +136,7 @@ func TestValidateInstanceAndExecSpecs(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got.Type == api.KindInstance && (got.MinNodes != 1 || got.MaxNodes != 1 || got.Provider != "local") {
+				if got.Type == api.KindInstance && (got.MinNodes != 1 || got.MaxNodes != 1 || got.Provider == "") {
 					t.Fatalf("instance defaults: %+v", got)
 				}
 				return

@@ -86,6 +86,9 @@ func validateTargetSpec(in api.TargetSpec, sizes *Sizes, providers []string, def
 	if err := checkExecCommands(&s); err != nil {
 		return s, err
 	}
+	if err := checkPublicAccess(s); err != nil {
+		return s, err
+	}
 	switch s.Preemption {
 	case "":
 		s.Preemption = api.PreemptionNone

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/amld/amld/api"
 	"github.com/amld/amld/raftstore"
 )
@@ -46,6 +48,9 @@ func validateInstanceSpec(s api.TargetSpec, sizes *Sizes, providers []string, de
 	if err := checkExecCommands(&s); err != nil {
 		return s, err
 	}
+	if err := checkPublicAccess(s); err != nil {
+		return s, err
+	}
 	switch s.Preemption {
 	case "":
 		s.Preemption = api.PreemptionNone
@@ -57,6 +62,28 @@ func validateInstanceSpec(s api.TargetSpec, sizes *Sizes, providers []string, de
 		return s, api.Invalid("description", "is longer than 1024 characters")
 	}
 	return s, nil
+}
+
+// checkPublicAccess checks an instance's ssh_public_access: it needs the
+// ssh provider (only there is the node a machine of its own to log in to)
+// and a public key.
+func checkPublicAccess(s api.TargetSpec) error {
+	switch {
+	case !s.SSHPublicAccess && s.SSHPublicKey != "":
+		return api.Invalid("ssh_public_key", "is given without ssh_public_access")
+	case !s.SSHPublicAccess:
+		return nil
+	case s.Type != api.KindInstance:
+		return api.Invalid("ssh_public_access", "applies to instances")
+	case s.Provider != api.ProviderSSH:
+		return api.Invalid("ssh_public_access", "needs --provider ssh: an instance of the %s provider has no machine of its own to log in to", s.Provider)
+	case s.SSHPublicKey == "":
+		return api.Invalid("ssh_public_key", "is required with ssh_public_access: the public key to log in with")
+	}
+	if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(s.SSHPublicKey)); err != nil {
+		return api.Invalid("ssh_public_key", "is not a public key in authorized_keys format: %v", err)
+	}
+	return nil
 }
 
 // checkExecCommands checks the exec provider's scripts: create and delete
