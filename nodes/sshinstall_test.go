@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -84,5 +85,54 @@ func TestInspectionRefusesWhatTheAgentCannotRunOn(t *testing.T) {
 	in.Findings = findings(in, "linux", "amd64", "amld cluster c-1 host y")
 	if in.Failed() {
 		t.Fatalf("our own leftover refused: %+v", in.Findings)
+	}
+}
+
+// TestInspectScriptOnThisMachine runs the attach checks' script with this
+// machine's sh and checks that what it reports parses: on a machine with
+// nvidia-smi (a GPU box), every GPU comes out with its UUID and memory.
+func TestInspectScriptOnThisMachine(t *testing.T) {
+	cmd := exec.Command("sh", "-s")
+	cmd.Stdin = strings.NewReader(inspectScript)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("inspect script: %v", err)
+	}
+	in := parseInspection(out)
+	in.Findings = findings(in, "linux", in.Facts.Arch, "m")
+	for _, f := range in.Findings {
+		t.Logf("%-5s %-7s %s", f.Status, f.Check, f.Detail)
+	}
+	f := in.Facts
+	if f.OS != "linux" || f.CPUs < 1 || f.MemoryMB <= 0 || f.Home == "" {
+		t.Fatalf("facts %+v", f)
+	}
+	if _, err := exec.LookPath("nvidia-smi"); err == nil {
+		if len(f.GPUs) == 0 {
+			t.Fatalf("nvidia-smi is here but no GPU was parsed from:\n%s", out)
+		}
+		for _, g := range f.GPUs {
+			if !strings.HasPrefix(g.UUID, "GPU-") || g.MemoryMB <= 0 || g.Model == "" || g.Driver == "" {
+				t.Fatalf("GPU %+v", g)
+			}
+		}
+	}
+}
+
+// TestParseRealNvidiaSmiLine parses the line the check's nvidia-smi query
+// printed on an H200 machine (driver 580), captured 2026-11-27.
+func TestParseRealNvidiaSmiLine(t *testing.T) {
+	const line = "0, GPU-715eefc2-5e87-e5ba-29e9-cc036c71fa1f, NVIDIA H200, 143771, 580.159.04"
+	in := parseInspection([]byte("os=Linux\narch=x86_64\ncpus=16\nmem_kb=131000000\ngpu=" + line + "\n"))
+	in.Findings = findings(in, "linux", "amd64", "")
+	if len(in.Facts.GPUs) != 1 {
+		t.Fatalf("gpus %+v", in.Facts.GPUs)
+	}
+	g := in.Facts.GPUs[0]
+	if g.Index != 0 || g.UUID != "GPU-715eefc2-5e87-e5ba-29e9-cc036c71fa1f" || g.Model != "NVIDIA H200" || g.MemoryMB != 143771 || g.Driver != "580.159.04" {
+		t.Fatalf("gpu %+v", g)
+	}
+	if f := findingOf(in.Findings, "gpus"); f.Status != api.FindingOK || !strings.Contains(f.Detail, "NVIDIA H200 143771 MiB") {
+		t.Fatalf("finding %+v", f)
 	}
 }
