@@ -6,7 +6,7 @@ export GOFLAGS ?= -mod=mod
 PKGS := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test unit integration fuzz lint deps demo bench clean
+.PHONY: all build test unit integration fuzz lint deps demo bench clean images
 .PHONY: gpu-check gpu-check-bin
 # go-nvml's cgo code calls NVML functions the header marks deprecated.
 export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
@@ -20,6 +20,11 @@ build:
 # deps installs what the tests need on a fresh Debian machine.
 deps:
 	@scripts/deps.sh
+
+# images builds the node image and amld/base:cpu from local material (no
+# registry); cached, so a second run takes seconds. Needs root and Docker.
+images:
+	@GO=$(GO) BIN=$(BIN) scripts/images.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -39,7 +44,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzAmlignore$$' -fuzztime $(FUZZTIME) ./cmd/amlctl
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAttachRequest$$' -fuzztime $(FUZZTIME) ./cmd/amld/internal/server
 
-integration: build
+integration: build images
 	AMLD_BIN=$(BIN) $(GO) test -count=1 -timeout 20m -v ./integration/ 2>&1 | tee $(CURDIR)/.integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
 test: deps lint unit fuzz integration
@@ -47,7 +52,7 @@ test: deps lint unit fuzz integration
 demo: build
 	@scripts/demo.sh
 
-bench: build
+bench: build images
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./scheduler
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./cmd/amld/internal/server
 	AMLD_BIN=$(BIN) $(GO) test -run '^$$' -bench . -benchtime 1x ./integration/

@@ -37,6 +37,10 @@ type LocalConfig struct {
 	// StopTimeout is how long Delete waits for an agent to exit after
 	// SIGTERM before it kills the agent's process group (default 15s).
 	StopTimeout time.Duration
+	// Runtimes are the runtimes the agents have (what Runtimes reports):
+	// "docker" besides "process" when a Docker Engine answers on this
+	// machine. Empty means the process runtime alone.
+	Runtimes []string
 }
 
 // Local is the `local` provider: each node is an `amld agent` process on
@@ -104,6 +108,14 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 
 // Name implements Provider.
 func (l *Local) Name() string { return "local" }
+
+// Runtimes says which runtimes the agents of this provider's nodes have.
+func (l *Local) Runtimes() []string {
+	if len(l.cfg.Runtimes) == 0 {
+		return []string{"process"}
+	}
+	return append([]string(nil), l.cfg.Runtimes...)
+}
 
 // Create implements Provider: it starts `amld agent` for spec and returns
 // "pid:<pid>". A node whose agent already runs is not started twice.

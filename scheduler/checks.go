@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/amld/amld/api"
 )
@@ -19,6 +20,7 @@ type checker struct {
 var checks = []checker{
 	{"ready", nodeReady},
 	{"target", sameTarget},
+	{"runtime", hasRunRuntime},
 	{"resources", fitsResources},
 	{"gpus", gpusFree},
 }
@@ -32,6 +34,25 @@ func nodeReady(ns *nodeState, _ *api.Run) bool { return ns.node.Ready() }
 
 // sameTarget: the node belongs to the run's target.
 func sameTarget(ns *nodeState, r *api.Run) bool { return ns.node.Target == r.Target }
+
+// hasRunRuntime: the node has the runtime the run needs (docker for a run
+// with an image).
+func hasRunRuntime(ns *nodeState, r *api.Run) bool { return hasRuntime(ns.node, RuntimeOf(r)) }
+
+// RuntimeOf names the node runtime run r needs beyond the process runtime
+// every node has: "docker" for a run with an image, else "".
+func RuntimeOf(r *api.Run) string {
+	if r.Environment.Image != "" {
+		return "docker"
+	}
+	return ""
+}
+
+// hasRuntime reports whether node n's agent reported runtime rt ("" always
+// holds).
+func hasRuntime(n *api.Node, rt string) bool {
+	return rt == "" || slices.Contains(n.Runtimes, rt)
+}
 
 // fitsResources: the run's per-node request fits the node's free cpus,
 // memory and GPU count.

@@ -32,7 +32,7 @@ func (ts *targetState) preempt(h *api.Run) ([]liveRun, []*nodeState) {
 	if t.MaxNodes > 0 && len(ts.nodes)+ts.preparing < t.MaxNodes {
 		return nil, nil
 	}
-	sim := newRoomSim(ts, h.Request)
+	sim := newRoomSim(ts, h)
 	if ts.preparing > 0 && sim.fits+ts.preparing >= n {
 		return nil, nil
 	}
@@ -81,6 +81,7 @@ func (ts *targetState) preempt(h *api.Run) ([]liveRun, []*nodeState) {
 // would have free if some live runs were gone, and how many could then
 // take the request.
 type roomSim struct {
+	run   *api.Run
 	req   api.Resources
 	nodes []*nodeState
 	index map[string]int
@@ -90,9 +91,10 @@ type roomSim struct {
 	fits  int
 }
 
-func newRoomSim(ts *targetState, req api.Resources) *roomSim {
+func newRoomSim(ts *targetState, r *api.Run) *roomSim {
 	s := &roomSim{
-		req:   req,
+		run:   r,
+		req:   r.Request,
 		nodes: ts.nodes,
 		index: make(map[string]int, len(ts.nodes)),
 		free:  make([]api.Resources, len(ts.nodes)),
@@ -111,7 +113,7 @@ func newRoomSim(ts *targetState, req api.Resources) *roomSim {
 func (s *roomSim) update(i int) {
 	f := s.free[i]
 	f.GPUs = min(f.GPUs, s.uuids[i])
-	ok := canHold(s.nodes[i].node, s.req) && s.req.Fits(f)
+	ok := canHold(s.nodes[i].node, s.run) && s.req.Fits(f)
 	if ok != s.ok[i] {
 		s.ok[i] = ok
 		if ok {

@@ -219,7 +219,7 @@ func TestBackfillNeverUsesReservedNodes(t *testing.T) {
 			if out.victims == nil {
 				holders := 0
 				for _, ns := range ts.nodes {
-					if canHold(ns.node, out.head.Request) {
+					if canHold(ns.node, out.head) {
 						holders++
 					}
 				}

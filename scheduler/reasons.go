@@ -14,15 +14,20 @@ type reasoner struct {
 	out outcome
 	// counts caches room counts by request, and words capacity reasons by
 	// request and node count: both depend on nothing else.
-	counts map[api.Resources]room
+	counts map[roomKey]room
 	words  map[ask]string
 }
 
-// ask is what a run asks of its target: a request on n nodes.
+// ask is what a run asks of its target: a request on n nodes that have
+// runtime rt.
 type ask struct {
 	req api.Resources
 	n   int
+	rt  string
 }
+
+// askOf is what r asks.
+func askOf(r *api.Run) ask { return ask{r.Request, max(r.NodeCount, 1), RuntimeOf(r)} }
 
 // room counts the ready nodes that could take a request now: fully, and
 // counting cpus and memory only.
@@ -31,18 +36,29 @@ type room struct {
 }
 
 func newReasoner(ts *targetState, out outcome) *reasoner {
-	return &reasoner{ts: ts, out: out, counts: map[api.Resources]room{}, words: map[ask]string{}}
+	return &reasoner{ts: ts, out: out, counts: map[roomKey]room{}, words: map[ask]string{}}
 }
 
-// room counts the ready nodes with room for req, reserved or not.
-func (rs *reasoner) room(req api.Resources) room {
-	if c, ok := rs.counts[req]; ok {
+// roomKey is what room counts depend on.
+type roomKey struct {
+	req api.Resources
+	rt  string
+}
+
+// room counts the ready nodes with runtime rt and room for req, reserved
+// or not.
+func (rs *reasoner) room(req api.Resources, rt string) room {
+	key := roomKey{req, rt}
+	if c, ok := rs.counts[key]; ok {
 		return c
 	}
 	var c room
 	noGPU := req
 	noGPU.GPUs = 0
 	for _, ns := range rs.ts.nodes {
+		if !hasRuntime(ns.node, rt) {
+			continue
+		}
 		free := ns.effFree()
 		if req.Fits(free) {
 			c.all++
@@ -51,7 +67,7 @@ func (rs *reasoner) room(req api.Resources) room {
 			c.cpuMem++
 		}
 	}
-	rs.counts[req] = c
+	rs.counts[key] = c
 	return c
 }
 
@@ -62,14 +78,14 @@ func (rs *reasoner) reason(r *api.Run) string {
 		return fmt.Sprintf("waiting for %s of lower priority to be preempted: %s",
 			plural(len(rs.out.victims), "run"), victimList(rs.out.victims))
 	}
-	c := rs.room(r.Request)
+	c := rs.room(r.Request, RuntimeOf(r))
 	if h := rs.out.head; h != nil && h != r && c.all >= n {
 		return fmt.Sprintf("waiting behind run %s (higher in the queue), which holds the nodes it needs", h.ID)
 	}
-	k := ask{r.Request, n}
+	k := askOf(r)
 	why, ok := rs.words[k]
 	if !ok {
-		why = rs.capacity(r.Request, n, c)
+		why = rs.capacity(k, c)
 		rs.words[k] = why
 	}
 	return why
@@ -77,9 +93,21 @@ func (rs *reasoner) reason(r *api.Run) string {
 
 // capacity says what r lacks when there is simply no room: which nodes it
 // waits for and what the target's nodes are doing.
-func (rs *reasoner) capacity(req api.Resources, n int, c room) string {
+func (rs *reasoner) capacity(k ask, c room) string {
 	ts := rs.ts
+	req, n := k.req, k.n
 	ready := len(ts.nodes)
+	if k.rt != "" {
+		with := 0
+		for _, ns := range ts.nodes {
+			if hasRuntime(ns.node, k.rt) {
+				with++
+			}
+		}
+		if with < n && ready > 0 {
+			return rs.runtimeReason(k, ready, with)
+		}
+	}
 	if req.GPUs > 0 && ready > 0 && c.cpuMem >= n {
 		want := plural(req.GPUs, "GPU")
 		if n > 1 {
@@ -121,6 +149,28 @@ func (rs *reasoner) capacity(req api.Resources, n int, c room) string {
 		detail = plural(ready, "node") + " busy"
 	}
 	return "waiting for " + ts.want(req, n, whole) + ": " + detail
+}
+
+// runtimeReason says that too few ready nodes have the runtime k needs.
+func (rs *reasoner) runtimeReason(k ask, ready, with int) string {
+	ts := rs.ts
+	want := "a node"
+	if k.n > 1 {
+		want = fmt.Sprintf("%d nodes", k.n)
+	}
+	why := fmt.Sprintf("waiting for %s of %s with the %s runtime (the run has an image): ", want, ts.name, k.rt)
+	switch {
+	case with == 0 && ready == 1:
+		why += "the ready node has no " + k.rt + " runtime (its agent found no engine)"
+	case with == 0:
+		why += fmt.Sprintf("none of the %d ready nodes has it (their agents found no engine)", ready)
+	default:
+		why += fmt.Sprintf("%d of the %d ready nodes have it", with, ready)
+	}
+	if ts.preparing > 0 {
+		why += ", " + plural(ts.preparing, "node") + " preparing"
+	}
+	return why
 }
 
 // want names what a run waits for: "1 node of cpu-4" for whole nodes,

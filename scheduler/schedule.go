@@ -81,7 +81,7 @@ func (ts *targetState) schedule(plan *Plan) outcome {
 // withdraw it), so an ask that failed once fails again: it is remembered.
 func (ts *targetState) fit(r *api.Run, buf []*nodeState) []*nodeState {
 	n := max(r.NodeCount, 1)
-	k := ask{r.Request, n}
+	k := askOf(r)
 	if !r.Request.Fits(ts.maxFree) || ts.failed[k] {
 		return nil
 	}
@@ -135,10 +135,12 @@ func (ts *targetState) place(r *api.Run, picked []*nodeState) Placement {
 	return p
 }
 
-// canHold reports whether node n could ever take req: it fits the node's
-// whole capacity and the node has that many GPUs.
-func canHold(n *api.Node, req api.Resources) bool {
-	return req.Fits(n.Capacity) && req.GPUs <= len(n.GPUs)
+// canHold reports whether node n could ever take run r: r's request fits
+// the node's whole capacity, the node has that many GPUs, and the runtime
+// r needs.
+func canHold(n *api.Node, r *api.Run) bool {
+	req := r.Request
+	return req.Fits(n.Capacity) && req.GPUs <= len(n.GPUs) && hasRuntime(n, RuntimeOf(r))
 }
 
 // shortfall measures how far a node is from taking req once the runs on
@@ -168,7 +170,7 @@ func (ts *targetState) closest(r *api.Run) []*nodeState {
 	}
 	var cs []cand
 	for _, ns := range ts.nodes {
-		if canHold(ns.node, r.Request) {
+		if canHold(ns.node, r) {
 			cs = append(cs, cand{ns, shortfall(r.Request, ns)})
 		}
 	}

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what amld's tests need on a fresh Debian machine, once: Python 3
-# for the example job, OpenSSH's server for the attach tests. Go modules
-# come through the module proxy.
+# for the example job, debootstrap for `make images`, OpenSSH's server for
+# the attach tests. Go modules come through the module proxy. (The Docker
+# Engine comes with the machine.)
 set -euo pipefail
 need=()
 command -v python3 >/dev/null || need+=(python3)
 # gcc: cgo, for the NVML GPU inventory (github.com/NVIDIA/go-nvml) and its tests.
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
+command -v debootstrap >/dev/null || need+=(debootstrap) # make images
 # OpenSSH's sshd and ssh-keygen: the attach tests run a real sshd.
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
@@ -16,7 +18,7 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${need[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq "${need[@]}" >/dev/null
 fi
 go mod download

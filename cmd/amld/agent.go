@@ -20,14 +20,18 @@ func agentCmd() *cobra.Command {
 		printInventory                                               bool
 		nvmlLibrary                                                  string
 		fakeGPUs                                                     int
+		dk                                                           dockerAgentFlags
 	)
 	c := &cobra.Command{
 		Use:   "agent",
 		Short: "Run a node's agent: join the heads and run the attempts placed here",
 		Long: `Run the agent of one node. It registers with the heads using the join
 token (read from a file, never from a flag's value), heartbeats, and runs
-the attempts the scheduler places on this node. SIGTERM stops its runs and
-exits cleanly.
+the attempts the scheduler places on this node. Runs with an image run in
+containers when a Docker Engine answers (DOCKER_HOST, else the local socket);
+runs without one run as processes. SIGTERM stops its runs and exits cleanly
+(with --keep-containers, containers go on running and the restarted agent
+adopts them).
 
 GPUs are found through NVML (libnvidia-ml.so.1, part of the NVIDIA driver)
 and reported at registration; without the library the node offers none and
@@ -74,6 +78,13 @@ agent sees it (CPUs, memory, GPUs) and exits.`,
 				cfg.Address = address
 			}
 			cfg.Logger = log.With("node", nodeID)
+			rts, closeRT, err := dk.runtimes(c.Context(), cfg.Logger)
+			if err != nil {
+				return err
+			}
+			defer closeRT()
+			cfg.Runtimes = rts
+			cfg.KeepContainers = dk.keep
 			a, err := agent.New(cfg)
 			if err != nil {
 				return usageError{err}
@@ -104,6 +115,7 @@ agent sees it (CPUs, memory, GPUs) and exits.`,
 	// nodes, so it is hidden.
 	fl.IntVar(&fakeGPUs, "fake-gpus", 0, "report N mock GPUs instead of asking NVML (tests only)")
 	_ = fl.MarkHidden("fake-gpus")
+	dk.register(fl)
 	return c
 }
 

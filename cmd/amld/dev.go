@@ -43,7 +43,7 @@ SIGTERM or SIGINT stops the nodes and the head.`,
 				defer os.RemoveAll(dir)
 				f.dataDir = dir
 			}
-			cfg, local, err := f.config(true)
+			cfg, provs, err := f.config(true)
 			if err != nil {
 				return err
 			}
@@ -58,11 +58,11 @@ SIGTERM or SIGINT stops the nodes and the head.`,
 			if err := devSetup(ctx, srv); err != nil {
 				cancel()
 				<-done
-				local.Close(context.Background())
+				provs.Close(context.Background())
 				return err
 			}
 			err = <-done
-			local.Close(context.Background())
+			provs.Close(context.Background())
 			return err
 		},
 	}

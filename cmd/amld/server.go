@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,6 +27,7 @@ type serverFlags struct {
 	// agentArgs are added to the command line of every local node's agent
 	// (hidden; for tests, e.g. --fake-gpus).
 	agentArgs []string
+	docker    dockerServerFlags
 }
 
 func (f *serverFlags) register(c *cobra.Command, defaultDataDir string) {
@@ -40,10 +42,12 @@ func (f *serverFlags) register(c *cobra.Command, defaultDataDir string) {
 	c.Flags().DurationVar(&f.provTimeout, "provisioning-timeout", 5*time.Minute, "a node whose agent has not registered after this long is unusable and replaced")
 	c.Flags().StringArrayVar(&f.agentArgs, "local-agent-arg", nil, "an argument added to every local node's `amld agent` command line (repeatable; for tests)")
 	_ = c.Flags().MarkHidden("local-agent-arg")
+	f.docker.register(c.Flags())
 }
 
-// config turns the flags into a head configuration with a local provider.
-func (f *serverFlags) config(stopNodesOnClose bool) (server.Config, *nodes.Local, error) {
+// config turns the flags into a head configuration with a local provider,
+// and a docker provider when a Docker Engine answers.
+func (f *serverFlags) config(stopNodesOnClose bool) (server.Config, *providerSet, error) {
 	cfg := server.DefaultConfig()
 	if f.dataDir == "" {
 		return cfg, nil, usageError{fmt.Errorf("--data-dir is required")}
@@ -79,19 +83,33 @@ func (f *serverFlags) config(stopNodesOnClose bool) (server.Config, *nodes.Local
 	if err != nil {
 		return cfg, nil, fmt.Errorf("find the amld binary for local nodes: %w", err)
 	}
-	local, err := nodes.NewLocal(nodes.LocalConfig{
+	dk, engine, err := f.docker.provider(filepath.Join(abs, "docker-nodes"), stopNodesOnClose, log)
+	if err != nil {
+		return cfg, nil, err
+	}
+	lc := nodes.LocalConfig{
 		Binary:           exe,
 		DataDir:          filepath.Join(abs, "nodes"),
 		Logger:           log.With("provider", "local"),
 		StopNodesOnClose: stopNodesOnClose,
-		ExtraArgs:        f.agentArgs,
-	})
+		ExtraArgs:        append(f.docker.localAgentArgs(engine), f.agentArgs...),
+	}
+	if engine {
+		lc.Runtimes = []string{"process", "docker"}
+	}
+	local, err := nodes.NewLocal(lc)
 	if err != nil {
+		if dk != nil {
+			dk.Close(context.Background())
+		}
 		return cfg, nil, err
 	}
 	cfg.Providers = map[string]nodes.Provider{local.Name(): local}
 	cfg.DefaultProvider = local.Name()
-	return cfg, local, nil
+	if dk != nil {
+		cfg.Providers[dk.Name()] = dk
+	}
+	return cfg, &providerSet{local: local, docker: dk}, nil
 }
 
 func serverCmd() *cobra.Command {
@@ -105,7 +123,7 @@ SIGTERM or SIGINT shuts it down cleanly; nodes made by the local provider
 keep running and are found again when the head restarts.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cfg, local, err := f.config(false)
+			cfg, provs, err := f.config(false)
 			if err != nil {
 				return err
 			}
@@ -114,7 +132,7 @@ keep running and are found again when the head restarts.`,
 				return err
 			}
 			err = srv.Run(c.Context())
-			local.Close(c.Context())
+			provs.Close(context.Background())
 			return err
 		},
 	}

@@ -45,6 +45,9 @@ type Agent struct {
 
 	// attempts is owned by the goroutine that watches assignments.
 	attempts map[api.AttemptKey]*attempt
+	// swept is set once the runtimes removed what no attempt claims (owned
+	// by the goroutine that watches assignments).
+	swept bool
 }
 
 // New checks cfg, fills in its defaults and returns an agent.
@@ -289,9 +292,13 @@ func (a *Agent) reconcile(ctx context.Context, list []api.Assignment, startup ma
 				at.finish(exitedWith(ExitPrepareFailed, fmt.Sprintf("run ID %q is not a safe file name", k.RunID)), "", nil)
 			})
 		case had && rec.Done:
+			at.resending = true
 			at.goRun(func() { at.resend(rec.Final) })
 		case had:
-			at.goRun(at.lost)
+			if asg.Stop {
+				at.requestStop(stopReason(asg.StopReason))
+			}
+			at.goRun(func() { at.resume(rec) })
 		case asg.Stop:
 			at.goRun(func() {
 				at.finish(exitedWith(exitStoppedBeforeStart, stopReason(asg.StopReason)+" before it started"), "", nil)
@@ -322,6 +329,32 @@ func (a *Agent) reconcile(ctx context.Context, list []api.Assignment, startup ma
 		if safeName(k.RunID) {
 			_ = removeAll(a.attemptDir(k))
 		}
+	}
+	if !a.swept {
+		a.swept = true
+		a.sweep(ctx)
+	}
+}
+
+// sweep has the runtimes whose commands outlive the agent remove those no
+// attempt of this agent claims (left by an earlier agent process for
+// attempts the head no longer has). It runs once, after the first
+// reconcile, when every attempt an earlier process started was claimed.
+func (a *Agent) sweep(ctx context.Context) {
+	keep := func(k api.AttemptKey) bool {
+		at := a.attempts[k]
+		return at != nil && !at.resending
+	}
+	for _, rt := range a.cfg.Runtimes {
+		ad, ok := rt.(Adopter)
+		if !ok {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		if err := ad.Sweep(sctx, a.NodeID(), keep); err != nil && ctx.Err() == nil {
+			a.log.Warn("could not remove left-over commands", "runtime", rt.Name(), "err", err)
+		}
+		cancel()
 	}
 }
 

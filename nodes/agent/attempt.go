@@ -43,6 +43,10 @@ type attempt struct {
 	stopWhy  string        // written before stopCh is closed
 
 	done chan struct{} // closed when the attempt's goroutine returned
+
+	// resending is set when the attempt only resends a saved final report
+	// (owned by the goroutine that watches assignments).
+	resending bool
 }
 
 func (a *Agent) newAttempt(ctx context.Context, asg api.Assignment) *attempt {
@@ -107,17 +111,21 @@ func (at *attempt) report(st api.AttemptStatus) bool {
 	return false
 }
 
-// run prepares the work dir, starts the command, ships its output, waits
-// for it to end (or stops it), collects outputs and reports the end.
+// run prepares the work dir, starts the command, and follows it.
 func (at *attempt) run() {
 	a := at.a
 	dir := a.attemptDir(at.key)
-	if err := a.recs.put(record{Key: at.key}); err != nil {
+	rt, rterr := at.runtime()
+	rec := record{Key: at.key}
+	if rt != nil {
+		rec.Runtime = rt.Name()
+	}
+	if err := a.recs.put(rec); err != nil {
 		at.finish(exitedWith(ExitPrepareFailed, "the agent could not record the attempt: "+err.Error()), "", nil)
 		return
 	}
 	ckpt := filepath.Join(a.cfg.WorkDir, "checkpoints", at.key.RunID)
-	rt, err := at.runtime()
+	err := rterr
 	if err == nil {
 		err = at.prepare(dir, ckpt)
 	}
@@ -137,12 +145,13 @@ func (at *attempt) run() {
 	default:
 	}
 	h, err := rt.Start(at.ctx, Spec{
-		Key:        at.key,
-		Image:      at.asg.Run.Environment.Image,
-		Command:    at.asg.Run.Command,
-		Dir:        dir,
-		Env:        at.env(dir, ckpt),
-		Allocation: at.asg.Allocation,
+		Key:           at.key,
+		Image:         at.asg.Run.Environment.Image,
+		Command:       at.asg.Run.Command,
+		Dir:           dir,
+		CheckpointDir: ckpt,
+		Env:           at.env(dir, ckpt),
+		Allocation:    at.asg.Allocation,
 	})
 	if err != nil {
 		if at.ctx.Err() != nil {
@@ -158,14 +167,66 @@ func (at *attempt) run() {
 		at.finish(exitedWith(code, reason), dir, nil)
 		return
 	}
+	rec.Started = time.Now()
+	if err := a.recs.put(rec); err != nil {
+		at.log.Warn("could not save the attempt record", "err", err)
+	}
 	at.log.Info("attempt started", "runtime", rt.Name())
+	at.follow(h, dir, rec.Started, false)
+}
+
+// resume follows a command an earlier agent process started, when its
+// runtime can adopt it (a container still there, running or exited);
+// otherwise the attempt is reported lost.
+func (at *attempt) resume(rec record) {
+	ad, ok := at.a.runtimes[rec.Runtime].(Adopter)
+	if !ok {
+		at.lost()
+		return
+	}
+	for try := 1; ; try++ {
+		h, err := ad.Adopt(at.ctx, at.a.NodeID(), at.key)
+		switch {
+		case at.ctx.Err() != nil:
+			return
+		case err == nil && h == nil:
+			at.lost()
+			return
+		case err == nil:
+			at.log.Info("re-adopted the attempt an earlier agent process started", "runtime", rec.Runtime)
+			at.follow(h, at.a.attemptDir(at.key), rec.Started, true)
+			return
+		case try == 3:
+			at.log.Warn("could not look for the attempt's command", "err", err)
+			at.lost()
+			return
+		}
+		sleepCtx(at.ctx, time.Second)
+	}
+}
+
+// follow ships the running command's output, waits for it to end (or
+// stops it), collects outputs and reports the end. started is when the
+// command started (max_run_duration_seconds counts from there); adopted
+// says an earlier agent process reported it running already.
+func (at *attempt) follow(h Handle, dir string, started time.Time, adopted bool) {
 	rep := at.startReporter()
-	rep.send(api.AttemptStatus{State: api.AttemptRunning})
+	if !adopted {
+		rep.send(api.AttemptStatus{State: api.AttemptRunning})
+	}
 	sh := at.ship(h.Output())
-	end := at.supervise(h)
+	end := at.supervise(h, started)
 	sh.wait() // all output shipped (or given up) before the end is reported
+	if end == endDetached {
+		// The agent stops and leaves the command running: the record and
+		// the work dir stay for the agent that adopts it.
+		rep.closeWait()
+		at.log.Info("agent stopping: the attempt's container goes on running")
+		return
+	}
 	if at.ctx.Err() != nil {
 		rep.closeWait()
+		at.removeLeftovers(h)
 		at.abandon(dir)
 		return
 	}
@@ -182,6 +243,9 @@ func (at *attempt) run() {
 		st = exitedWith(code, "")
 		if code != 0 {
 			st.Reason = fmt.Sprintf("exit code %d", code)
+			if en, ok := h.(ExitNote); ok && en.ExitNote() != "" {
+				st.Reason += ": " + en.ExitNote()
+			}
 		}
 		if at.key.NodeIndex == 0 {
 			id, note := at.collectOutputs(filepath.Join(dir, "outputs"))
@@ -193,8 +257,23 @@ func (at *attempt) run() {
 			}
 		}
 	}
+	at.removeLeftovers(h)
 	at.log.Info("attempt ended", "exit_code", code, "reason", st.Reason)
 	at.finish(st, dir, rep)
+}
+
+// removeLeftovers removes what the ended command left behind (its
+// container), once its outputs were collected.
+func (at *attempt) removeLeftovers(h Handle) {
+	rm, ok := h.(Remover)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := rm.Remove(ctx); err != nil {
+		at.log.Warn("could not remove the attempt's container", "err", err)
+	}
 }
 
 // ending says how a command's run ended.
@@ -205,14 +284,20 @@ const (
 	endStopped                // the head stopped or dropped the attempt
 	endTimedOut               // it ran past max_run_duration_seconds
 	endAborted                // the agent stops, or the attempt was fenced off
+	endDetached               // the agent stops and left the command running
 )
 
 // supervise waits for the command to end, killing it when it is stopped,
-// runs too long, or the agent stops.
-func (at *attempt) supervise(h Handle) ending {
+// runs too long, or the agent stops (unless the agent keeps containers:
+// then a container is left running, detached).
+func (at *attempt) supervise(h Handle, started time.Time) ending {
 	var timeout <-chan time.Time
 	if n := at.asg.Run.MaxRunDurationSeconds; n > 0 {
-		t := time.NewTimer(time.Duration(n) * time.Second)
+		left := time.Duration(n) * time.Second
+		if !started.IsZero() {
+			left -= time.Since(started)
+		}
+		t := time.NewTimer(max(left, 0))
 		defer t.Stop()
 		timeout = t.C
 	}
@@ -227,10 +312,29 @@ func (at *attempt) supervise(h Handle) ending {
 		end = endTimedOut
 		at.log.Info("the attempt ran past max_run_duration_seconds; killing it")
 	case <-at.ctx.Done():
+		if d, ok := h.(Detacher); ok && at.keepOnStop() {
+			d.Detach()
+			return endDetached
+		}
 		end = endAborted
 	}
 	at.terminate(h)
 	return end
+}
+
+// keepOnStop reports whether the attempt's command is to be left running
+// now that its context ended: the agent keeps containers and merely stops,
+// rather than the head fencing the attempt off or removing the node.
+func (at *attempt) keepOnStop() bool {
+	if !at.a.cfg.KeepContainers || at.fenced.Load() {
+		return false
+	}
+	select {
+	case <-at.a.removed:
+		return false
+	default:
+		return true
+	}
 }
 
 // terminate sends SIGTERM to the attempt's processes and SIGKILL after

@@ -70,6 +70,11 @@ type Config struct {
 	// Runtimes run attempts; nil means the process runtime alone. An
 	// attempt with an image needs a runtime named "docker".
 	Runtimes []Runtime
+	// KeepContainers leaves the attempts of runtimes whose commands outlive
+	// the agent (docker) running when Run's context ends, so that the
+	// restarted agent adopts them; by default the agent kills them. Either
+	// way a removed node, or an attempt the head fences off, is killed.
+	KeepContainers bool
 }
 
 // DefaultConfig returns a Config with every optional field at its default.

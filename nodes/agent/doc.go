@@ -5,7 +5,8 @@
 // in WorkDir/node.json), heartbeats at the interval the head gives, and
 // watches the node's assignments with a blocking query. Each assignment is one
 // node's share of one attempt of a run; the agent starts it through a
-// Runtime (the process runtime here; docker to come), ships its merged
+// Runtime (the docker runtime for a run with an image, when an engine
+// answered at start; the process runtime otherwise), ships its merged
 // stdout and stderr to the head as it comes, enforces the run's
 // max_run_duration_seconds, and reports every transition: running, then
 // finalizing and exited with the exit code and the outputs collected from
@@ -28,9 +29,14 @@
 //	checkpoints/<run>/                 AML_CHECKPOINT_DIR, kept across attempts
 //
 // The attempt records make restarts safe: an assignment the agent has a
-// record of but no process for was started by an earlier agent process and
-// is reported lost (Lost=true), never started twice.
+// record of but no process for was started by an earlier agent process. A
+// runtime that can adopt (docker: the container, found by its labels, is
+// still there, running or exited) hands it back and the agent follows it to
+// its end; otherwise the attempt is reported lost (Lost=true). It is never
+// started twice. After the first assignments answer, containers no attempt
+// claims are removed.
 //
 // On cancellation of Run's context (SIGTERM to the daemon) the agent kills
-// its attempts, reports nothing further and returns nil.
+// its attempts (with KeepContainers, containers are left running for the
+// next agent process to adopt), reports nothing further and returns nil.
 package agent

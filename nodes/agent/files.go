@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/amld/amld/api"
 )
@@ -220,6 +221,12 @@ type record struct {
 	Done bool `json:"done,omitempty"`
 	// Final is the last report, resent after a restart until acknowledged.
 	Final *api.AttemptStatus `json:"final,omitempty"`
+	// Runtime names the runtime that runs the command; a restarted agent
+	// asks it to adopt the command when it can (docker).
+	Runtime string `json:"runtime,omitempty"`
+	// Started is when the command started, so that an adopted command
+	// keeps its max_run_duration_seconds.
+	Started time.Time `json:"started,omitzero"`
 }
 
 // records keeps attempt records in one directory.

@@ -12,7 +12,7 @@ import (
 // Runtime starts an attempt's command on this node. The agent prepares the
 // work dir (source snapshot extracted, outputs/ made) and the environment;
 // the runtime runs the command there and hands back a Handle. Implementations:
-// the process runtime (ProcessRuntime); a docker runtime is to come.
+// the process runtime (ProcessRuntime) and the docker runtime (DockerRuntime).
 type Runtime interface {
 	// Name is the runtime's name as the agent reports it at registration
 	// ("process", "docker").
@@ -34,6 +34,9 @@ type Spec struct {
 	Command []string
 	// Dir is the attempt's work dir (absolute); the command's cwd.
 	Dir string
+	// CheckpointDir is the run's checkpoint dir (absolute), which the docker
+	// runtime mounts besides Dir.
+	CheckpointDir string
 	// Env holds KEY=VALUE entries on top of the runtime's base environment
 	// (the agent's own for the process runtime); later entries win.
 	Env []string
@@ -57,6 +60,39 @@ type Handle interface {
 	// Signal sends sig to every process of the attempt (the process group).
 	// Signaling an attempt that already ended is not an error.
 	Signal(sig syscall.Signal) error
+}
+
+// Adopter is an optional ability of a runtime whose commands outlive the
+// agent (docker): a restarted agent asks it for an attempt it had started
+// instead of reporting the attempt lost, and has it remove what no attempt
+// claims.
+type Adopter interface {
+	// Adopt returns a Handle on the command of attempt share k on node
+	// nodeID, running or already exited; nil and no error when there is
+	// none.
+	Adopt(ctx context.Context, nodeID string, k api.AttemptKey) (Handle, error)
+	// Sweep removes the commands of node nodeID whose keys keep rejects.
+	Sweep(ctx context.Context, nodeID string, keep func(api.AttemptKey) bool) error
+}
+
+// Detacher is an optional ability of a Handle whose command can outlive
+// the agent: Detach stops watching it (Output ends, Done never closes)
+// and leaves it running.
+type Detacher interface {
+	Detach()
+}
+
+// Remover is an optional ability of a Handle that leaves something behind
+// once its command ended (a container): Remove deletes it.
+type Remover interface {
+	Remove(ctx context.Context) error
+}
+
+// ExitNote is an optional ability of a Handle: once Done is closed,
+// ExitNote says why the runtime ended the command ("killed: out of
+// memory"), or "".
+type ExitNote interface {
+	ExitNote() string
 }
 
 // Exit codes reported for commands that never ran, after the shell's

@@ -261,24 +261,55 @@ func (e *executor) recordResult(ctx context.Context, target string, perr *api.Pr
 
 // orphanLoop compares what the providers have with the node records: a
 // machine with no record (left by a crashed head) is deleted; a record whose
-// machine is gone is a lost node.
+// machine is gone is a lost node. A provider is listed every 15 s, or at
+// its own ListInterval when it has one (listing is cheap: docker).
 func (e *executor) orphanLoop(ctx context.Context) {
-	first := true
+	start := time.Now()
+	next := map[string]time.Time{}
+	for name := range e.s.cfg.Providers {
+		next[name] = start.Add(min(2*time.Second, listInterval(e.s.cfg.Providers[name])))
+	}
+	missing := map[string]int{}
 	for {
-		wait := 15 * time.Second
-		if first {
-			wait, first = 2*time.Second, false
+		wake := time.Time{}
+		for _, t := range next {
+			if wake.IsZero() || t.Before(wake) {
+				wake = t
+			}
 		}
-		if !sleepCtx(ctx, wait) {
+		if !sleepCtx(ctx, max(time.Until(wake), 10*time.Millisecond)) {
 			return
 		}
+		now := time.Now()
 		for name, prov := range e.s.cfg.Providers {
-			e.reconcile(ctx, name, prov)
+			if now.Before(next[name]) {
+				continue
+			}
+			e.reconcile(ctx, name, prov, missing)
+			next[name] = time.Now().Add(listInterval(prov))
 		}
 	}
 }
 
-func (e *executor) reconcile(ctx context.Context, name string, prov nodes.Provider) {
+// listPacer is an optional ability of a node provider whose List is cheap:
+// the leader may call it this often.
+type listPacer interface {
+	ListInterval() time.Duration
+}
+
+// listInterval is how often the leader lists prov's machines.
+func listInterval(prov nodes.Provider) time.Duration {
+	if lp, ok := prov.(listPacer); ok && lp.ListInterval() > 0 {
+		return lp.ListInterval()
+	}
+	return 15 * time.Second
+}
+
+// reconcile lists prov's machines once. missing counts, per node, the lists
+// in a row that lacked its machine: a node is lost when two lists lack it
+// (a machine that restarts, like a node container under `docker restart`,
+// is away for a moment only).
+func (e *executor) reconcile(ctx context.Context, name string, prov nodes.Provider, missing map[string]int) {
 	s := e.s
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	insts, err := prov.List(lctx)
@@ -293,6 +324,7 @@ func (e *executor) reconcile(ctx context.Context, name string, prov nodes.Provid
 	have := map[string]bool{}
 	for _, in := range insts {
 		have[in.NodeID] = true
+		delete(missing, in.NodeID)
 		if st.Node(in.NodeID) == nil && !e.busy(in.NodeID) {
 			s.log.Warn("deleting orphan machine", "provider", name, "node", in.NodeID)
 			e.start(ctx, in.NodeID, "delete", func(ctx context.Context) {
@@ -304,6 +336,11 @@ func (e *executor) reconcile(ctx context.Context, name string, prov nodes.Provid
 			})
 		}
 	}
+	for id := range missing {
+		if st.Node(id) == nil {
+			delete(missing, id)
+		}
+	}
 	for _, n := range st.Nodes() {
 		t := st.Target(n.Target)
 		if t == nil || t.Provider != name || have[n.ID] || e.busy(n.ID) {
@@ -313,11 +350,16 @@ func (e *executor) reconcile(ctx context.Context, name string, prov nodes.Provid
 			continue
 		}
 		if n.State == api.NodeLeaving || n.State == api.NodeUnusable || n.State == api.NodePreempted {
+			delete(missing, n.ID)
 			continue
 		}
 		if time.Since(n.CreatedAt) < 10*time.Second {
 			continue
 		}
+		if missing[n.ID]++; missing[n.ID] < 2 {
+			continue
+		}
+		delete(missing, n.ID)
 		s.log.Warn("node's machine is gone", "node", n.ID)
 		_, _ = s.store.Apply(ctx, raftstore.MsgNodeDown, &raftstore.NodeDownRequest{
 			NodeID: n.ID, State: api.NodeUnusable, Reason: "its machine is gone: the " + name + " provider no longer lists it", Time: now(),

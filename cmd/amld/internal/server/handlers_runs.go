@@ -86,6 +86,9 @@ func (s *Server) handleSubmitRun(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := checkImageRuntime(&spec, t, s.cfg.Providers[t.Provider]); err != nil {
+		return err
+	}
 	if spec.SourceID != "" && st.Blob(spec.SourceID) == nil {
 		return api.Invalid("source_id", "no uploaded source %q", spec.SourceID)
 	}

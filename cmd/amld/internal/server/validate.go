@@ -183,8 +183,8 @@ func validateRunSpec(s *api.RunSpec, t *api.Target, size api.VMSize) (api.Resour
 			return api.Resources{}, api.Invalid("env."+k, "contains a NUL byte")
 		}
 	}
-	if s.Environment.Image != "" {
-		return api.Resources{}, api.Invalid("environment.image", "no node runtime for images is available on %s yet; leave image empty to use the process runtime", t.Name)
+	if err := checkImageRef(s.Environment.Image); err != nil {
+		return api.Resources{}, err
 	}
 	if s.NodeCount == 0 {
 		s.NodeCount = api.DefaultNodeCount
