@@ -57,6 +57,10 @@ type Assignment struct {
 	Stop bool `json:"stop"`
 	// StopReason says why.
 	StopReason string `json:"stop_reason,omitempty"`
+	// GraceSeconds, when Stop is set and it is positive, is how long the
+	// command has between SIGTERM and SIGKILL (a preemption's notice); 0
+	// means the agent's own kill grace.
+	GraceSeconds int `json:"grace_seconds,omitempty"`
 }
 
 // Key identifies an assignment's attempt on a node.
@@ -97,6 +101,10 @@ type AttemptStatus struct {
 	// command (the agent restarted and could not re-adopt it): the run is
 	// requeued as after a lost node, without spending max_retries.
 	Lost bool `json:"lost,omitempty"`
+	// Stopped is true when the agent stopped the command (SIGTERM) because
+	// the head asked it to, so an exit code of 0 does not mean the command
+	// finished its work.
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // LogAppend ships a chunk of one node's output of one attempt. Offset is

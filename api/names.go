@@ -113,6 +113,12 @@ const (
 	DefaultMaxPreemptions             = 10
 	DefaultNodeCount                  = 1
 	DefaultProcessCountPerNode        = 1
+	// DefaultPreemptionGraceSeconds is the SIGTERM-to-SIGKILL grace of a
+	// preempted attempt when neither the target nor the head sets one.
+	DefaultPreemptionGraceSeconds = 30
+	// DefaultCheckpointIntervalSeconds is how often an agent uploads an
+	// attempt's AML_CHECKPOINT_DIR when it changed.
+	DefaultCheckpointIntervalSeconds = 5
 )
 
 // Documented caps.
@@ -126,6 +132,9 @@ const (
 	MaxLogBytesPerStream = 8 << 20
 	// MaxLogChunkBytes caps one log append from an agent.
 	MaxLogChunkBytes = 256 << 10
+	// MaxCheckpointBytes caps a run's checkpoint (a gzip'd tar of
+	// AML_CHECKPOINT_DIR); a larger one is not uploaded.
+	MaxCheckpointBytes = 8 << 20
 	// MaxProvisioningErrors is how many of a target's last provisioning errors are kept.
 	MaxProvisioningErrors = 5
 )

@@ -33,6 +33,9 @@ type Node struct {
 	// IdleSince is when the node last had no attempt on it (zero while busy
 	// or preparing).
 	IdleSince time.Time `json:"idle_since,omitzero"`
+	// EvictionDeadline is set on a preempted node that got notice: the
+	// attempts on it have until then to stop before the machine is taken.
+	EvictionDeadline time.Time `json:"eviction_deadline,omitzero"`
 	// StateChangedAt is when State last changed.
 	StateChangedAt time.Time `json:"state_changed_at"`
 	CreateIndex    uint64    `json:"create_index"`

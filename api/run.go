@@ -77,6 +77,13 @@ type Attempt struct {
 	Ended bool `json:"ended"`
 	// OutputsID names the blob of outputs collected from node 0.
 	OutputsID string `json:"outputs_id,omitempty"`
+	// StopReason is set while the attempt is being stopped to be requeued
+	// (its node was evicted, or a run of higher priority preempted it): its
+	// agents SIGTERM the command and give it StopGraceSeconds before
+	// SIGKILL; the attempt then ends with this reason ("preempted: ...").
+	StopReason       string    `json:"stop_reason,omitempty"`
+	StopDeadline     time.Time `json:"stop_deadline,omitzero"`
+	StopGraceSeconds int       `json:"stop_grace_seconds,omitempty"`
 }
 
 // Copy returns a copy of a that shares nothing mutable with it.
@@ -127,6 +134,16 @@ type Run struct {
 	Attempts    []Attempt `json:"attempts,omitempty"`
 	CreateIndex uint64    `json:"create_index"`
 	ModifyIndex uint64    `json:"modify_index"`
+
+	// CheckpointID names the blob holding the run's latest checkpoint (a
+	// gzip'd tar of an attempt's AML_CHECKPOINT_DIR), restored into the
+	// next attempt's AML_CHECKPOINT_DIR; empty when there is none, or once
+	// the run ended (the blob is dropped then). CheckpointSize,
+	// CheckpointAttempt and CheckpointAt say what the last upload was.
+	CheckpointID      string    `json:"checkpoint_id,omitempty"`
+	CheckpointSize    int64     `json:"checkpoint_size,omitempty"`
+	CheckpointAttempt int       `json:"checkpoint_attempt,omitempty"`
+	CheckpointAt      time.Time `json:"checkpoint_at,omitzero"`
 
 	// Private runs (those of instances) are seen by their owner and admins only.
 	Private bool `json:"private,omitempty"`

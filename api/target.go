@@ -27,6 +27,11 @@ type TargetSpec struct {
 	Preemption string `json:"preemption,omitempty"`
 	// Description is free text.
 	Description string `json:"description,omitempty"`
+	// PreemptionGraceSeconds is how long an attempt that is preempted
+	// (evicted node, or priority preemption) has between SIGTERM and
+	// SIGKILL to save a checkpoint; nil means the head's default
+	// (--preemption-grace, 30 s).
+	PreemptionGraceSeconds *int `json:"preemption_grace_seconds,omitempty"`
 
 	// IdleSecondsBeforeShutdown stops an instance whose node has been idle
 	// (no run on it, none queued) this long; nil or 0 never stops it.
@@ -135,6 +140,10 @@ func (t *Target) Copy() *Target {
 		v := *t.IdleSecondsBeforeScaledown
 		c.IdleSecondsBeforeScaledown = &v
 	}
+	if t.PreemptionGraceSeconds != nil {
+		v := *t.PreemptionGraceSeconds
+		c.PreemptionGraceSeconds = &v
+	}
 	c.ProvisioningErrors = append([]ProvisioningError(nil), t.ProvisioningErrors...)
 	if t.IdleSecondsBeforeShutdown != nil {
 		v := *t.IdleSecondsBeforeShutdown
@@ -154,4 +163,5 @@ type TargetUpdate struct {
 	IdleSecondsBeforeScaledown *int    `json:"idle_seconds_before_scaledown,omitempty"`
 	Preemption                 *string `json:"preemption,omitempty"`
 	Description                *string `json:"description,omitempty"`
+	PreemptionGraceSeconds     *int    `json:"preemption_grace_seconds,omitempty"`
 }

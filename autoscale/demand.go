@@ -29,11 +29,13 @@ type demand struct {
 }
 
 // queue returns the target's queued runs in queue order: priority
-// descending, then QueueSeq, then ID.
+// descending, then QueueSeq, then ID. A run whose attempt is being stopped
+// to be requeued (its node was evicted, or it was preempted) counts as
+// queued already, so that its next node is made during the grace period.
 func queue(in Input) []*api.Run {
 	var q []*api.Run
 	for _, r := range in.Runs {
-		if ownRun(r, in.Target) && r.State == api.RunQueued && r.LiveAttempt() == nil {
+		if ownRun(r, in.Target) && (r.State == api.RunQueued && r.LiveAttempt() == nil || requeuing(r)) {
 			q = append(q, r)
 		}
 	}
@@ -41,6 +43,13 @@ func queue(in Input) []*api.Run {
 		return cmp.Or(cmp.Compare(b.Priority, a.Priority), cmp.Compare(a.QueueSeq, b.QueueSeq), cmp.Compare(a.ID, b.ID))
 	})
 	return q
+}
+
+// requeuing reports whether r's live attempt is being stopped to be
+// requeued (not canceled).
+func requeuing(r *api.Run) bool {
+	a := r.LiveAttempt()
+	return a != nil && a.StopReason != "" && r.State != api.RunCancelRequested
 }
 
 // demand fits the queue, gangs whole, onto the free room of ready nodes,

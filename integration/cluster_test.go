@@ -30,7 +30,7 @@ func createCluster(t *testing.T, c *api.Client, name string, maxNodes, idle int)
 	}
 }
 
-func submitAll(t *testing.T, c *api.Client, specs ...api.RunSpec) []string {
+func submitAll(t testing.TB, c *api.Client, specs ...api.RunSpec) []string {
 	t.Helper()
 	var ids []string
 	for _, s := range specs {
@@ -44,7 +44,7 @@ func submitAll(t *testing.T, c *api.Client, specs ...api.RunSpec) []string {
 }
 
 // waitTerminal waits for every run to finish and returns them.
-func waitTerminal(t *testing.T, c *api.Client, d time.Duration, ids []string) map[string]*api.Run {
+func waitTerminal(t testing.TB, c *api.Client, d time.Duration, ids []string) map[string]*api.Run {
 	t.Helper()
 	out := map[string]*api.Run{}
 	waitFor(t, d, "runs to finish", func() (bool, string) {
@@ -85,7 +85,7 @@ func fullLog(t *testing.T, c *api.Client, id string, attempt int) string {
 }
 
 // completedOnce checks a run completed with exactly one successful attempt.
-func completedOnce(t *testing.T, r *api.Run) {
+func completedOnce(t testing.TB, r *api.Run) {
 	t.Helper()
 	if r.State != api.RunCompleted {
 		t.Errorf("run %s: state %s (%s), want Completed", r.ID, r.State, r.Reason)

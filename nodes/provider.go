@@ -71,8 +71,15 @@ type Preemption struct {
 }
 
 // Evicter is an optional ability of providers whose nodes can be evicted on
-// demand (simulated spot evictions): the node's machine is told to go, with
-// notice, and the provider reports a Preemption.
+// demand (simulated spot evictions, `amlctl compute simulate-eviction`).
+// The head gives the node its notice (the node becomes preempted and its
+// agent SIGTERMs the attempts, which have the grace period to checkpoint
+// and stop); when they stopped or the notice ran out, the leader calls
+// Evict and then removes the node record.
 type Evicter interface {
+	// Evict takes the node's machine away at once, as a cloud takes a spot
+	// VM at the end of its notice: no graceful shutdown, whatever still
+	// runs there dies with it. A machine that no longer exists is not an
+	// error.
 	Evict(ctx context.Context, nodeID string) error
 }

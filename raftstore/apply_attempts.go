@@ -82,7 +82,11 @@ func (a *applier) attemptStatus(r *AttemptStatusRequest) error {
 		if s.NodeIndex == 0 && s.OutputsID != "" {
 			at.OutputsID = s.OutputsID
 		}
-		if attemptOver(run, at, s) {
+		switch {
+		case !attemptOver(run, at, s):
+		case stoppedOver(at, s):
+			a.endStopped(run, at, s)
+		default:
 			a.finishAttempt(run, at, r.NodeID, s)
 		}
 	}
@@ -96,7 +100,7 @@ func (a *applier) attemptStatus(r *AttemptStatusRequest) error {
 // (or a single node) when node 0 has exited; for distribution none when
 // every node has.
 func attemptOver(run *api.Run, at *api.Attempt, s api.AttemptStatus) bool {
-	if s.Lost || s.TimedOut || (s.ExitCode != nil && *s.ExitCode != 0) {
+	if s.Lost || s.TimedOut || (s.ExitCode != nil && *s.ExitCode != 0) || (s.Stopped && at.StopReason != "") {
 		return true
 	}
 	if len(at.Nodes) == 1 || run.Distribution != api.DistributionNone {

@@ -69,6 +69,7 @@ func (a *applier) finishRun(run *api.Run, state, reason string) {
 	run.State = state
 	run.Reason = reason
 	run.EndedAt = a.now
+	a.dropCheckpoint(run)
 }
 
 // endAttempt marks at (inside a copied run) over.
@@ -128,6 +129,14 @@ func (a *applier) preempt(p Preemption) {
 	why := "preempted"
 	if p.By != "" {
 		why = "preempted by run " + p.By
+	}
+	if at.StopReason != "" {
+		return // already on its way out
+	}
+	if p.GraceSeconds > 0 {
+		a.beginStop(run, at, why, p.GraceSeconds)
+		a.putRun(run)
+		return
 	}
 	a.endAttempt(at, nil, why)
 	a.requeueAfterLoss(run, why)

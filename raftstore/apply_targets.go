@@ -141,6 +141,13 @@ func (a *applier) targetUpdate(r *TargetUpdateRequest) error {
 	if u.Description != nil {
 		t.Description = *u.Description
 	}
+	if u.PreemptionGraceSeconds != nil {
+		v := *u.PreemptionGraceSeconds
+		if v < 0 || v > api.MaxPreemptionGraceSeconds {
+			return api.Invalid("preemption_grace_seconds", "must be 0..%d", api.MaxPreemptionGraceSeconds)
+		}
+		t.PreemptionGraceSeconds = &v
+	}
 	if t.Type == api.KindCluster {
 		if err := checkScaling(t.MinNodes, t.MaxNodes, t.IdleSecondsBeforeScaledown); err != nil {
 			return err
@@ -179,6 +186,7 @@ func (a *applier) targetDelete(r *TargetDeleteRequest) error {
 			run.State = api.RunCanceled
 			run.Reason = "target deleted"
 			run.EndedAt = r.Time
+			a.dropCheckpoint(run)
 			a.putRun(run)
 		case api.RunActive(old.State) && old.State != api.RunCancelRequested:
 			run := old.Copy()

@@ -41,6 +41,12 @@ const (
 	MsgNodeProvider MsgType = 84 // NodeProviderRequest
 )
 
+// Preemption and checkpoints (numbers 60-69).
+const (
+	MsgNodeEvict     MsgType = 60 // NodeEvictRequest
+	MsgCheckpointPut MsgType = 61 // CheckpointPutRequest
+)
+
 // Credential kinds.
 const (
 	CredUser = "user" // Subject is a user name
@@ -209,6 +215,11 @@ type WaitReason struct {
 type Preemption struct {
 	RunID string `json:"run_id"`
 	By    string `json:"by,omitempty"`
+	// GraceSeconds, when positive, gives the victim notice instead: its
+	// attempt is asked to stop (SIGTERM, then SIGKILL after the grace) and
+	// the run is requeued when its agents report the end (see
+	// NodeEvictRequest); 0 ends the attempt at once.
+	GraceSeconds int `json:"grace_seconds,omitempty"`
 }
 
 // PlanApplyRequest is one scheduling round. Preemptions are applied first.

@@ -216,6 +216,12 @@ func (a *applier) dispatch(t MsgType, req any) error {
 		return a.logAppend(r)
 	case *BlobPutRequest:
 		return a.blobPut(r)
+	case *NodeEvictRequest:
+		a.now = r.Time
+		return a.nodeEvict(r)
+	case *CheckpointPutRequest:
+		a.now = r.Time
+		return a.checkpointPut(r)
 	case *HostAttachRequest:
 		a.now = r.Time
 		return a.hostAttach(r)

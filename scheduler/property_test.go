@@ -275,20 +275,26 @@ func TestPreemptedRoomGoesToTheHeadNextRound(t *testing.T) {
 				a.Ended, r.State = true, api.RunCompleted
 			}
 		}
-		head := p.Preemptions[0].By
+		// One head per target may have victims: check each against its own.
+		var heads []string
 		for _, pr := range p.Preemptions {
-			// Spare this victim: the head must then not fit.
+			if !slices.Contains(heads, pr.By) {
+				heads = append(heads, pr.By)
+			}
+			// Spare this victim: its head must then not fit.
 			spared := copyState(next)
 			v := runByID(spared, pr.RunID)
 			v.State, v.Current().Ended = api.RunRunning, false
-			if fitsNow(spared, liveUsage(spared), runByID(spared, head)) {
-				t.Fatalf("preempted %s for %s, which fits without it\n%s", pr.RunID, head, describe(st))
+			if fitsNow(spared, liveUsage(spared), runByID(spared, pr.By)) {
+				t.Fatalf("preempted %s for %s, which fits without it\n%s", pr.RunID, pr.By, describe(st))
 			}
 		}
 		p2 := Schedule(next)
-		if slices.ContainsFunc(p2.Preemptions, func(pr Preemption) bool { return pr.By == head }) ||
-			!slices.ContainsFunc(p2.Placements, func(pl Placement) bool { return pl.RunID == head }) {
-			t.Fatalf("after preempting for %s, next round gave %+v\nfirst %+v\nbefore:\n%s", head, p2, p, describe(st))
+		for _, head := range heads {
+			if slices.ContainsFunc(p2.Preemptions, func(pr Preemption) bool { return pr.By == head }) ||
+				!slices.ContainsFunc(p2.Placements, func(pl Placement) bool { return pl.RunID == head }) {
+				t.Fatalf("after preempting for %s, next round gave %+v\nfirst %+v\nbefore:\n%s", head, p2, p, describe(st))
+			}
 		}
 	})
 }

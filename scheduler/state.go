@@ -58,6 +58,9 @@ func (l liveRun) preemptible() bool { return preemptible(l.run) }
 // running. Any other such run (finalizing, being canceled, requeued while
 // its attempt stops) is already on its way out.
 func preemptible(r *api.Run) bool {
+	if a := r.LiveAttempt(); a != nil && a.StopReason != "" {
+		return false // being stopped to be requeued
+	}
 	return r.State == api.RunPreparing || r.State == api.RunRunning
 }
 

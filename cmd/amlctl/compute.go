@@ -15,7 +15,7 @@ import (
 func (a *app) computeCmd() *cobra.Command {
 	c := group("compute", "Manage compute targets (clusters, instances, attached machines)")
 	c.AddCommand(a.computeCreateCmd(), a.computeListCmd(), a.computeShowCmd(), a.computeUpdateCmd(),
-		a.computeListNodesCmd(), a.computeListSizesCmd(), a.computeDeleteCmd())
+		a.computeListNodesCmd(), a.computeListSizesCmd(), a.computeDeleteCmd(), a.computeSimulateEvictionCmd())
 	c.AddCommand(a.computeAttachCmd(), a.computeDetachCmd(), a.computeListHostsCmd(),
 		a.computePowerCmd(api.PowerStart), a.computePowerCmd(api.PowerStop), a.computePowerCmd(api.PowerRestart))
 	return c
@@ -27,6 +27,7 @@ type targetFlags struct {
 	name, vmSize, vmPriority, provider, preemption string
 	description                                    string
 	minNodes, maxNodes, idleSeconds                int
+	preemptionGrace                                int
 	// Instances and the exec provider.
 	idleShutdown                              int
 	createCommand, deleteCommand, listCommand string
@@ -46,6 +47,7 @@ func (f *targetFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.provider, "provider", "", "node provider (default local)")
 	fs.StringVar(&f.preemption, "preemption", "", "priority preemption: none (default) or requeue")
 	fs.StringVar(&f.description, "description", "", "free text")
+	fs.IntVar(&f.preemptionGrace, "preemption-grace-seconds", 0, "SIGTERM-to-SIGKILL grace of a preempted attempt (default: the head's, 30)")
 	fs.IntVar(&f.idleShutdown, "idle-seconds-before-shutdown", 0, "instances: stop after this long idle (0: never)")
 	fs.StringVar(&f.createCommand, "create-command", "", "exec provider: script that makes a node's machine (absolute path on the heads)")
 	fs.StringVar(&f.deleteCommand, "delete-command", "", "exec provider: script that removes a node's machine")
@@ -85,6 +87,10 @@ func (f *targetFlags) apply(fs *pflag.FlagSet, spec *api.TargetSpec) {
 	if set("description") {
 		spec.Description = f.description
 	}
+	if set("preemption-grace-seconds") {
+		v := f.preemptionGrace
+		spec.PreemptionGraceSeconds = &v
+	}
 	if set("idle-seconds-before-shutdown") {
 		v := f.idleShutdown
 		spec.IdleSecondsBeforeShutdown = &v
@@ -117,6 +123,8 @@ func validateTargetSpec(s *api.TargetSpec) error {
 		return usagef("--min-nodes (min_nodes) %d is more than --max-nodes (max_nodes) %d", s.MinNodes, s.MaxNodes)
 	case s.IdleSecondsBeforeScaledown != nil && *s.IdleSecondsBeforeScaledown < 0:
 		return usagef("--idle-seconds-before-scaledown must be 0 or more, not %d", *s.IdleSecondsBeforeScaledown)
+	case s.PreemptionGraceSeconds != nil && (*s.PreemptionGraceSeconds < 0 || *s.PreemptionGraceSeconds > api.MaxPreemptionGraceSeconds):
+		return usagef("--preemption-grace-seconds (preemption_grace_seconds) must be 0..%d, not %d", api.MaxPreemptionGraceSeconds, *s.PreemptionGraceSeconds)
 	}
 	if err := oneOf("--vm-priority (vm_priority)", s.VMPriority, api.VMPriorityDedicated, api.VMPriorityLowPriority); err != nil {
 		return err
@@ -267,6 +275,9 @@ func printTarget(out io.Writer, t *api.Target) error {
 	kv("max_nodes", t.MaxNodes)
 	kv("idle_seconds_before_scaledown", t.IdleSeconds())
 	kv("preemption", orDash(t.Preemption))
+	if t.PreemptionGraceSeconds != nil {
+		kv("preemption_grace_seconds", *t.PreemptionGraceSeconds)
+	}
 	if t.Description != "" {
 		kv("description", t.Description)
 	}
@@ -299,14 +310,14 @@ func printTarget(out io.Writer, t *api.Target) error {
 
 // computeUpdateCmd is `amlctl compute update NAME --max-nodes N ...`.
 func (a *app) computeUpdateCmd() *cobra.Command {
-	var minNodes, maxNodes, idle int
+	var minNodes, maxNodes, idle, grace int
 	var preemption, description string
 	cmd := &cobra.Command{
 		Use:   "update NAME",
 		Short: "Change a target's scaling settings (taking effect on the next autoscaler round)",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			u, err := targetUpdate(cmd.Flags(), minNodes, maxNodes, idle, preemption, description)
+			u, err := targetUpdate(cmd.Flags(), minNodes, maxNodes, idle, grace, preemption, description)
 			if err != nil {
 				return err
 			}
@@ -332,11 +343,12 @@ func (a *app) computeUpdateCmd() *cobra.Command {
 	fs.IntVar(&idle, "idle-seconds-before-scaledown", 0, "idle time before a node is removed")
 	fs.StringVar(&preemption, "preemption", "", "priority preemption: none or requeue")
 	fs.StringVar(&description, "description", "", "free text")
+	fs.IntVar(&grace, "preemption-grace-seconds", 0, "SIGTERM-to-SIGKILL grace of a preempted attempt")
 	return cmd
 }
 
 // targetUpdate builds the update from the flags given on the command line.
-func targetUpdate(fs *pflag.FlagSet, minNodes, maxNodes, idle int, preemption, description string) (api.TargetUpdate, error) {
+func targetUpdate(fs *pflag.FlagSet, minNodes, maxNodes, idle, grace int, preemption, description string) (api.TargetUpdate, error) {
 	var u api.TargetUpdate
 	if fs.Changed("min-nodes") {
 		if minNodes < 0 {
@@ -368,8 +380,14 @@ func targetUpdate(fs *pflag.FlagSet, minNodes, maxNodes, idle int, preemption, d
 	if fs.Changed("description") {
 		u.Description = &description
 	}
+	if fs.Changed("preemption-grace-seconds") {
+		if grace < 0 || grace > api.MaxPreemptionGraceSeconds {
+			return u, usagef("--preemption-grace-seconds must be 0..%d, not %d", api.MaxPreemptionGraceSeconds, grace)
+		}
+		u.PreemptionGraceSeconds = &grace
+	}
 	if u == (api.TargetUpdate{}) {
-		return u, usagef("nothing to update: give --max-nodes, --min-nodes, --idle-seconds-before-scaledown, --preemption or --description")
+		return u, usagef("nothing to update: give --max-nodes, --min-nodes, --idle-seconds-before-scaledown, --preemption, --preemption-grace-seconds or --description")
 	}
 	return u, nil
 }

@@ -367,6 +367,9 @@ func printRun(out io.Writer, r *api.Run) error {
 	kv("started", fmtTime(r.StartedAt))
 	kv("ended", fmtTime(r.EndedAt))
 	kv("exit_code", fmtExit(r.ExitCode))
+	if r.CheckpointAttempt > 0 {
+		kv("checkpoint", fmtCheckpoint(r))
+	}
 	if r.Owner != "" {
 		kv("owner", r.Owner)
 	}

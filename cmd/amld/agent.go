@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,6 +22,7 @@ func agentCmd() *cobra.Command {
 		nvmlLibrary                                                  string
 		fakeGPUs                                                     int
 		dk                                                           dockerAgentFlags
+		checkpointInterval                                           time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "agent",
@@ -77,6 +79,9 @@ agent sees it (CPUs, memory, GPUs) and exits.`,
 			if address != "" {
 				cfg.Address = address
 			}
+			if checkpointInterval > 0 {
+				cfg.CheckpointInterval = checkpointInterval
+			}
 			cfg.Logger = log.With("node", nodeID)
 			rts, closeRT, err := dk.runtimes(c.Context(), cfg.Logger)
 			if err != nil {
@@ -116,6 +121,8 @@ agent sees it (CPUs, memory, GPUs) and exits.`,
 	fl.IntVar(&fakeGPUs, "fake-gpus", 0, "report N mock GPUs instead of asking NVML (tests only)")
 	_ = fl.MarkHidden("fake-gpus")
 	dk.register(fl)
+	fl.DurationVar(&checkpointInterval, "checkpoint-interval", api.DefaultCheckpointIntervalSeconds*time.Second,
+		"how often a changed $AML_CHECKPOINT_DIR of a running attempt is uploaded to the head")
 	return c
 }
 

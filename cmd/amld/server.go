@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/amld/amld/api"
 	"github.com/amld/amld/cmd/amld/internal/server"
 	"github.com/amld/amld/nodes"
 )
@@ -28,6 +29,8 @@ type serverFlags struct {
 	// (hidden; for tests, e.g. --fake-gpus).
 	agentArgs []string
 	docker    dockerServerFlags
+	// preemptionGrace is --preemption-grace.
+	preemptionGrace time.Duration
 }
 
 func (f *serverFlags) register(c *cobra.Command, defaultDataDir string) {
@@ -43,6 +46,8 @@ func (f *serverFlags) register(c *cobra.Command, defaultDataDir string) {
 	c.Flags().StringArrayVar(&f.agentArgs, "local-agent-arg", nil, "an argument added to every local node's `amld agent` command line (repeatable; for tests)")
 	_ = c.Flags().MarkHidden("local-agent-arg")
 	f.docker.register(c.Flags())
+	c.Flags().DurationVar(&f.preemptionGrace, "preemption-grace", api.DefaultPreemptionGraceSeconds*time.Second,
+		"SIGTERM-to-SIGKILL grace of an attempt whose node is evicted or that is preempted, on targets without preemption_grace_seconds")
 }
 
 // config turns the flags into a head configuration with a local provider,
@@ -70,6 +75,7 @@ func (f *serverFlags) config(stopNodesOnClose bool) (server.Config, *providerSet
 	cfg.Logger = log
 	cfg.HeartbeatTTL = f.heartbeatTTL
 	cfg.Autoscale.ProvisioningTimeout = f.provTimeout
+	cfg.PreemptionGrace = f.preemptionGrace
 	if f.sizesFile != "" {
 		extra, err := server.LoadSizesFile(f.sizesFile)
 		if err != nil {

@@ -43,9 +43,10 @@ def main():
     ap.add_argument("--samples", type=int, default=2000)
     ap.add_argument("--lr", type=float, default=0.5)
     ap.add_argument("--sleep", type=float, default=0.0, help="seconds of extra work per epoch")
+    ap.add_argument("--no-checkpoint", action="store_true", help="neither resume nor checkpoint (start over on every attempt)")
     args = ap.parse_args()
 
-    ckpt_dir = os.environ.get("AML_CHECKPOINT_DIR", "")
+    ckpt_dir = "" if args.no_checkpoint else os.environ.get("AML_CHECKPOINT_DIR", "")
     ckpt = os.path.join(ckpt_dir, "checkpoint.json") if ckpt_dir else ""
     w, b, start = [0.0, 0.0, 0.0], 0.0, 0
     if ckpt and os.path.exists(ckpt):

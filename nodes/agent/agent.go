@@ -62,6 +62,7 @@ func New(cfg Config) (*Agent, error) {
 	setDefault(&cfg.RequestTimeout, def.RequestTimeout)
 	setDefault(&cfg.RetryMin, def.RetryMin)
 	setDefault(&cfg.RetryMax, def.RetryMax)
+	setDefault(&cfg.CheckpointInterval, def.CheckpointInterval)
 	if len(cfg.Runtimes) == 0 {
 		cfg.Runtimes = []Runtime{NewProcessRuntime()}
 	}
@@ -278,7 +279,7 @@ func (a *Agent) reconcile(ctx context.Context, list []api.Assignment, startup ma
 		live[k] = true
 		if at := a.attempts[k]; at != nil {
 			if asg.Stop {
-				at.requestStop(stopReason(asg.StopReason))
+				at.requestStop(stopReason(asg.StopReason), a.stopGrace(asg))
 			}
 			continue
 		}
@@ -296,7 +297,7 @@ func (a *Agent) reconcile(ctx context.Context, list []api.Assignment, startup ma
 			at.goRun(func() { at.resend(rec.Final) })
 		case had:
 			if asg.Stop {
-				at.requestStop(stopReason(asg.StopReason))
+				at.requestStop(stopReason(asg.StopReason), a.stopGrace(asg))
 			}
 			at.goRun(func() { at.resume(rec) })
 		case asg.Stop:
@@ -318,7 +319,9 @@ func (a *Agent) reconcile(ctx context.Context, list []api.Assignment, startup ma
 				a.log.Warn("could not remove an attempt record", "err", err)
 			}
 		default:
-			at.requestStop("stopped: no longer assigned to this node")
+			// The head ended the attempt (the run may already run elsewhere):
+			// it is killed at once.
+			at.requestStop("stopped: no longer assigned to this node", 0)
 		}
 	}
 	// Records of attempts the head no longer has: their processes died with
@@ -328,6 +331,7 @@ func (a *Agent) reconcile(ctx context.Context, list []api.Assignment, startup ma
 		_ = a.recs.remove(k)
 		if safeName(k.RunID) {
 			_ = removeAll(a.attemptDir(k))
+			a.removeCheckpointDir(k)
 		}
 	}
 	if !a.swept {
@@ -356,6 +360,15 @@ func (a *Agent) sweep(ctx context.Context) {
 		}
 		cancel()
 	}
+}
+
+// stopGrace is the SIGTERM-to-SIGKILL grace the head gave a stop, or the
+// agent's KillGrace.
+func (a *Agent) stopGrace(asg api.Assignment) time.Duration {
+	if asg.GraceSeconds > 0 {
+		return time.Duration(asg.GraceSeconds) * time.Second
+	}
+	return a.cfg.KillGrace
 }
 
 // stopReason words the head's stop reason ("canceled") as the attempt's.

@@ -227,7 +227,7 @@ func TestRunSeesItsEnvironment(t *testing.T) {
 	want := map[string]string{
 		"AML_RUN_ID": "r-8", "AML_ATTEMPT": "2", "AML_NODE_RANK": "0", "NODE_RANK": "0",
 		"AML_NODE_COUNT": "2", "WORLD_SIZE": "6", "AML_OUTPUT_DIR": filepath.Join(dir, "outputs"),
-		"AML_CHECKPOINT_DIR": filepath.Join(ta.cfg.WorkDir, "checkpoints", "r-8"),
+		"AML_CHECKPOINT_DIR": filepath.Join(ta.cfg.WorkDir, "checkpoints", "r-8", "2", "0"),
 		"MASTER_ADDR":        "10.0.0.5", "MASTER_PORT": "29500", "FOO": "bar", "PYTHONUNBUFFERED": "0",
 		"PATH": os.Getenv("PATH"),
 	}
@@ -236,8 +236,12 @@ func TestRunSeesItsEnvironment(t *testing.T) {
 			t.Errorf("env lacks %s=%s", k, v)
 		}
 	}
-	if fi, err := os.Stat(want["AML_CHECKPOINT_DIR"]); err != nil || !fi.IsDir() {
-		t.Errorf("checkpoint dir not kept after the attempt: %v", err)
+	// Checkpoints live at the head: the local dir goes with the attempt.
+	if err := ta.stop(t); err != nil { // waits for the attempt's goroutine
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(want["AML_CHECKPOINT_DIR"]); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("checkpoint dir left behind after the attempt: %v", err)
 	}
 }
 

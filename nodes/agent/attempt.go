@@ -38,15 +38,20 @@ type attempt struct {
 	cancel context.CancelFunc
 	fenced atomic.Bool
 
-	stopOnce sync.Once
-	stopCh   chan struct{} // closed when the head stopped or dropped the attempt
-	stopWhy  string        // written before stopCh is closed
+	stopOnce  sync.Once
+	stopCh    chan struct{} // closed when the head stopped or dropped the attempt
+	stopWhy   string        // written before stopCh is closed
+	stopGrace time.Duration // SIGTERM-to-SIGKILL grace of the stop; written before stopCh is closed
 
 	done chan struct{} // closed when the attempt's goroutine returned
 
 	// resending is set when the attempt only resends a saved final report
 	// (owned by the goroutine that watches assignments).
 	resending bool
+	// restoredSum is the SHA-256 of the checkpoint dir as restored (tar'd
+	// as uploads are), so an unchanged dir is not uploaded again. Owned by
+	// the attempt's goroutine.
+	restoredSum string
 }
 
 func (a *Agent) newAttempt(ctx context.Context, asg api.Assignment) *attempt {
@@ -75,10 +80,12 @@ func (at *attempt) goRun(fn func()) {
 	}()
 }
 
-// requestStop asks the attempt to stop; the first reason wins.
-func (at *attempt) requestStop(reason string) {
+// requestStop asks the attempt to stop, giving the command grace between
+// SIGTERM and SIGKILL (none: SIGKILL at once); the first request wins.
+func (at *attempt) requestStop(reason string, grace time.Duration) {
 	at.stopOnce.Do(func() {
 		at.stopWhy = reason
+		at.stopGrace = grace
 		close(at.stopCh)
 	})
 }
@@ -124,7 +131,7 @@ func (at *attempt) run() {
 		at.finish(exitedWith(ExitPrepareFailed, "the agent could not record the attempt: "+err.Error()), "", nil)
 		return
 	}
-	ckpt := filepath.Join(a.cfg.WorkDir, "checkpoints", at.key.RunID)
+	ckpt := a.checkpointDir(at.key)
 	err := rterr
 	if err == nil {
 		err = at.prepare(dir, ckpt)
@@ -215,8 +222,10 @@ func (at *attempt) follow(h Handle, dir string, started time.Time, adopted bool)
 		rep.send(api.AttemptStatus{State: api.AttemptRunning})
 	}
 	sh := at.ship(h.Output())
+	cp := at.startCheckpoints(at.a.checkpointDir(at.key))
 	end := at.supervise(h, started)
 	sh.wait() // all output shipped (or given up) before the end is reported
+	cp.stop()
 	if end == endDetached {
 		// The agent stops and leaves the command running: the record and
 		// the work dir stay for the agent that adopts it.
@@ -231,10 +240,21 @@ func (at *attempt) follow(h Handle, dir string, started time.Time, adopted bool)
 		return
 	}
 	code := h.ExitCode()
+	if end != endExited || code != 0 {
+		// What the command left in its checkpoint dir goes to the head
+		// before the end is reported: the next attempt starts from it.
+		cp.upload()
+		if at.ctx.Err() != nil {
+			rep.closeWait()
+			at.abandon(dir)
+			return
+		}
+	}
 	var st api.AttemptStatus
 	switch end {
 	case endStopped:
 		st = exitedWith(code, at.stopWhy)
+		st.Stopped = true
 	case endTimedOut:
 		st = exitedWith(code, fmt.Sprintf("exceeded max_run_duration_seconds=%d", at.asg.Run.MaxRunDurationSeconds))
 		st.TimedOut = true
@@ -318,7 +338,14 @@ func (at *attempt) supervise(h Handle, started time.Time) ending {
 		}
 		end = endAborted
 	}
-	at.terminate(h)
+	grace := at.a.cfg.KillGrace
+	switch {
+	case end == endStopped:
+		grace = at.stopGrace
+	case end == endAborted && at.fenced.Load():
+		grace = 0 // the head gave the run to another attempt: no grace
+	}
+	at.terminate(h, grace)
 	return end
 }
 
@@ -338,19 +365,26 @@ func (at *attempt) keepOnStop() bool {
 }
 
 // terminate sends SIGTERM to the attempt's processes and SIGKILL after
-// KillGrace, and waits until they are gone.
-func (at *attempt) terminate(h Handle) {
+// grace (at once when grace is 0), and waits until they are gone.
+func (at *attempt) terminate(h Handle, grace time.Duration) {
+	if grace <= 0 {
+		if err := h.Signal(syscall.SIGKILL); err != nil {
+			at.log.Warn("could not kill the attempt", "err", err)
+		}
+		<-h.Done()
+		return
+	}
 	if err := h.Signal(syscall.SIGTERM); err != nil {
 		at.log.Warn("could not signal the attempt", "err", err)
 	}
-	t := time.NewTimer(at.a.cfg.KillGrace)
+	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
 	case <-h.Done():
 		return
 	case <-t.C:
 	}
-	at.log.Info("the attempt outlived its grace period; killing it", "grace", at.a.cfg.KillGrace)
+	at.log.Info("the attempt outlived its grace period; killing it", "grace", grace)
 	if err := h.Signal(syscall.SIGKILL); err != nil {
 		at.log.Warn("could not kill the attempt", "err", err)
 	}
@@ -375,6 +409,7 @@ func (at *attempt) finish(st api.AttemptStatus, dir string, rep *reporter) {
 		if err := removeAll(dir); err != nil {
 			at.log.Warn("could not remove the attempt's work dir", "err", err)
 		}
+		at.a.removeCheckpointDir(at.key)
 	}
 }
 
@@ -390,6 +425,7 @@ func (at *attempt) abandon(dir string) {
 	if err := removeAll(dir); err != nil {
 		at.log.Warn("could not remove the attempt's work dir", "err", err)
 	}
+	at.a.removeCheckpointDir(at.key)
 }
 
 // lost reports an attempt an earlier agent process started: its process
@@ -422,7 +458,7 @@ func (at *attempt) runtime() (Runtime, error) {
 }
 
 // prepare makes the work dir with the source snapshot and outputs/, and
-// the run's checkpoint dir.
+// the attempt's checkpoint dir with the run's latest checkpoint in it.
 func (at *attempt) prepare(dir, ckpt string) error {
 	if err := removeAll(dir); err != nil { // a stale one from a crash
 		return err
@@ -450,7 +486,7 @@ func (at *attempt) prepare(dir, ckpt string) error {
 	if err := os.MkdirAll(filepath.Join(dir, "outputs"), 0o755); err != nil {
 		return err
 	}
-	return os.MkdirAll(ckpt, 0o755)
+	return at.restoreCheckpoint(ckpt)
 }
 
 // env is what the command gets on top of the runtime's base environment.

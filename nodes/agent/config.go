@@ -62,6 +62,9 @@ type Config struct {
 	// RequestTimeout bounds one call to a head, beyond AssignmentsWait for
 	// the blocking query (default 30s).
 	RequestTimeout time.Duration
+	// CheckpointInterval is how often node 0 of an attempt uploads its
+	// AML_CHECKPOINT_DIR when it changed (default 5s; 100ms..1h).
+	CheckpointInterval time.Duration
 	// RetryMin and RetryMax bound the exponential backoff between retries
 	// of failed head calls (defaults 100ms and 10s).
 	RetryMin, RetryMax time.Duration
@@ -87,6 +90,8 @@ func DefaultConfig() Config {
 		RequestTimeout:   30 * time.Second,
 		RetryMin:         100 * time.Millisecond,
 		RetryMax:         10 * time.Second,
+
+		CheckpointInterval: api.DefaultCheckpointIntervalSeconds * time.Second,
 	}
 }
 
@@ -119,6 +124,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("agent config: AssignmentsWait %s: want 100ms..10m", c.AssignmentsWait)
 	case c.RequestTimeout < 100*time.Millisecond:
 		return fmt.Errorf("agent config: RequestTimeout %s: want at least 100ms", c.RequestTimeout)
+	case c.CheckpointInterval < 100*time.Millisecond || c.CheckpointInterval > time.Hour:
+		return fmt.Errorf("agent config: CheckpointInterval %s: want 100ms..1h", c.CheckpointInterval)
 	case c.RetryMin <= 0 || c.RetryMax < c.RetryMin:
 		return fmt.Errorf("agent config: RetryMin %s, RetryMax %s: want 0 < RetryMin <= RetryMax", c.RetryMin, c.RetryMax)
 	}

@@ -44,6 +44,11 @@ type fakeHead struct {
 	appends       []api.LogAppend
 	gaps          []string // appends that did not start where the stream ended
 	blobs         map[string][]byte
+	checkpoints   map[string][]byte         // the latest checkpoint of each run
+	ckptUploads   []api.AttemptKey          // checkpoint uploads taken, in order
+	ckptAtExit    map[api.AttemptKey][]byte // the run's checkpoint when the exited report came
+	fencedCkpt    map[api.AttemptKey]bool   // checkpoint uploads answered 409
+	refusedCkpt   int                       // checkpoint uploads answered 409
 }
 
 func newFakeHead(t *testing.T) *fakeHead {
@@ -56,6 +61,9 @@ func newFakeHead(t *testing.T) *fakeHead {
 		fencedStatus: map[api.AttemptKey]bool{},
 		logs:         map[api.AttemptKey][]byte{},
 		blobs:        map[string][]byte{},
+		checkpoints:  map[string][]byte{},
+		ckptAtExit:   map[api.AttemptKey][]byte{},
+		fencedCkpt:   map[api.AttemptKey]bool{},
 		index:        1,
 	}
 	mux := http.NewServeMux()
@@ -66,6 +74,8 @@ func newFakeHead(t *testing.T) *fakeHead {
 	mux.HandleFunc("POST /v1/agent/logs", h.auth(h.appendLog))
 	mux.HandleFunc("POST /v1/agent/outputs", h.auth(h.outputs))
 	mux.HandleFunc("GET /v1/blobs/{id}", h.auth(h.blob))
+	mux.HandleFunc("POST /v1/agent/checkpoints", h.auth(h.putCheckpoint))
+	mux.HandleFunc("GET /v1/agent/checkpoints", h.auth(h.getCheckpoint))
 	h.srv = httptest.NewServer(mux)
 	t.Cleanup(h.srv.Close)
 	return h
@@ -270,6 +280,9 @@ func (h *fakeHead) status(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, api.Unavailable("no leader"))
 	default:
 		h.statuses = append(h.statuses, st)
+		if st.State == api.AttemptExited {
+			h.ckptAtExit[st.AttemptKey] = h.checkpoints[st.RunID]
+		}
 	}
 }
 
@@ -403,4 +416,42 @@ func (ta *testAgent) stop(t *testing.T) error {
 		t.Fatal("agent did not stop within 10s")
 	}
 	return nil
+}
+
+func checkpointKey(r *http.Request) api.AttemptKey {
+	q := r.URL.Query()
+	a, _ := strconv.Atoi(q.Get("attempt"))
+	n, _ := strconv.Atoi(q.Get("node"))
+	return api.AttemptKey{RunID: q.Get("run"), Attempt: a, NodeIndex: n}
+}
+
+func (h *fakeHead) putCheckpoint(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, api.MaxCheckpointBytes+1))
+	if err != nil || len(b) > api.MaxCheckpointBytes {
+		writeErr(w, api.TooLarge("checkpoint too large"))
+		return
+	}
+	k := checkpointKey(r)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	defer h.bump()
+	if h.fencedStatus[k] || h.fencedLogs[k] || h.fencedCkpt[k] {
+		h.refusedCkpt++
+		writeErr(w, api.FailedPrecondition("attempt fenced off"))
+		return
+	}
+	h.checkpoints[k.RunID] = b
+	h.ckptUploads = append(h.ckptUploads, k)
+	writeJSON(w, api.BlobRef{ID: "ck-" + k.RunID, Size: int64(len(b))})
+}
+
+func (h *fakeHead) getCheckpoint(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	b, ok := h.checkpoints[checkpointKey(r).RunID]
+	h.mu.Unlock()
+	if !ok {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	_, _ = w.Write(b)
 }

@@ -142,6 +142,9 @@ func assignments(st *raftstore.State, nodeID string) *api.AssignmentsResponse {
 			if run.State == api.RunCancelRequested {
 				as.Stop, as.StopReason = true, "canceled"
 			}
+			if a.StopReason != "" {
+				as.Stop, as.StopReason, as.GraceSeconds = true, a.StopReason, a.StopGraceSeconds
+			}
 			resp.Assignments = append(resp.Assignments, as)
 		}
 	}

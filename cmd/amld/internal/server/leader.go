@@ -91,7 +91,7 @@ func (s *Server) leaderDuties(ctx context.Context) {
 
 	ex := newExecutor(s)
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){s.scheduleLoop, ex.autoscaleLoop, s.livenessLoop, ex.orphanLoop} {
+	for _, loop := range []func(context.Context){s.scheduleLoop, ex.autoscaleLoop, s.livenessLoop, ex.orphanLoop, ex.evictionLoop} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -170,7 +170,11 @@ func (s *Server) scheduleLoop(ctx context.Context) {
 			req.Reasons = append(req.Reasons, raftstore.WaitReason{RunID: r.RunID, Reason: r.Reason})
 		}
 		for _, p := range plan.Preemptions {
-			req.Preemptions = append(req.Preemptions, raftstore.Preemption{RunID: p.RunID, By: p.By})
+			grace := 0
+			if victim := st.Run(p.RunID); victim != nil {
+				grace = s.preemptionGrace(st.Target(victim.Target))
+			}
+			req.Preemptions = append(req.Preemptions, raftstore.Preemption{RunID: p.RunID, By: p.By, GraceSeconds: grace})
 		}
 		idx, err := s.store.Apply(ctx, raftstore.MsgPlanApply, req)
 		if err != nil {

@@ -19,6 +19,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("PATCH /v1/targets/{name}", s.guard(users, s.handleUpdateTarget))
 	mux.HandleFunc("DELETE /v1/targets/{name}", s.guard(users, s.handleDeleteTarget))
 	mux.HandleFunc("GET /v1/targets/{name}/nodes", s.guard(users, s.handleListNodes))
+	mux.HandleFunc("POST /v1/targets/{name}/simulate-eviction", s.guard(users, s.handleSimulateEviction))
 
 	mux.HandleFunc("POST /v1/blobs", s.guard(users, s.handleUploadSource))
 	mux.HandleFunc("GET /v1/blobs/{id}", s.guard(users|allowNode, s.handleGetBlob))
@@ -44,6 +45,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/agent/status", s.guard(allowNode, s.handleAttemptStatus))
 	mux.HandleFunc("POST /v1/agent/logs", s.guard(allowNode, s.handleAgentLogs))
 	mux.HandleFunc("POST /v1/agent/outputs", s.guard(allowNode, s.handleAgentOutputs))
+	mux.HandleFunc("POST /v1/agent/checkpoints", s.guard(allowNode, s.handleAgentCheckpointPut))
+	mux.HandleFunc("GET /v1/agent/checkpoints", s.guard(allowNode, s.handleAgentCheckpointGet))
 
 	mux.HandleFunc("/", notFoundHandler)
 	return mux

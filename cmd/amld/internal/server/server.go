@@ -45,6 +45,10 @@ type Config struct {
 	// HeartbeatTTL: a node not heard from for this long becomes unusable
 	// and its running attempts are requeued.
 	HeartbeatTTL time.Duration
+	// PreemptionGrace is how long a preempted attempt (evicted node, or
+	// priority preemption) has between SIGTERM and SIGKILL on targets that
+	// set no preemption_grace_seconds (default 30s; 0..10m).
+	PreemptionGrace time.Duration
 	// Autoscale tunes the autoscaler.
 	Autoscale autoscale.Config
 	// Raft tunes consensus (ID, DataDir and addresses are filled in).
@@ -67,6 +71,7 @@ func DefaultConfig() Config {
 		Bootstrap:       true,
 		DefaultProvider: "local",
 		HeartbeatTTL:    10 * time.Second,
+		PreemptionGrace: api.DefaultPreemptionGraceSeconds * time.Second,
 		Autoscale:       autoscale.DefaultConfig(),
 		Raft:            raftstore.DefaultConfig(),
 	}
@@ -83,6 +88,8 @@ func (c *Config) Validate() error {
 		return errors.New("listen: required (--listen host:port)")
 	case c.HeartbeatTTL < time.Second || c.HeartbeatTTL > 10*time.Minute:
 		return fmt.Errorf("heartbeat ttl: must be 1s..10m, got %s", c.HeartbeatTTL)
+	case c.PreemptionGrace < 0 || c.PreemptionGrace > api.MaxPreemptionGraceSeconds*time.Second:
+		return fmt.Errorf("preemption grace: must be 0s..%ds, got %s", api.MaxPreemptionGraceSeconds, c.PreemptionGrace)
 	case len(c.Providers) == 0:
 		return errors.New("providers: at least one node provider is required")
 	}

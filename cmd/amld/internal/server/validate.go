@@ -99,6 +99,9 @@ func validateTargetSpec(in api.TargetSpec, sizes *Sizes, providers []string, def
 	if len(s.Description) > 1024 {
 		return s, api.Invalid("description", "is longer than 1024 characters")
 	}
+	if g := s.PreemptionGraceSeconds; g != nil && (*g < 0 || *g > api.MaxPreemptionGraceSeconds) {
+		return s, api.Invalid("preemption_grace_seconds", "must be 0..%d, got %d", api.MaxPreemptionGraceSeconds, *g)
+	}
 	return s, nil
 }
 
@@ -118,7 +121,7 @@ func checkScale(minNodes, maxNodes int) error {
 // validateTargetUpdate checks an update against the target it changes.
 func validateTargetUpdate(t *api.Target, u api.TargetUpdate) error {
 	if u == (api.TargetUpdate{}) {
-		return api.Invalid("", "nothing to update: give min_nodes, max_nodes, idle_seconds_before_scaledown, preemption or description")
+		return api.Invalid("", "nothing to update: give min_nodes, max_nodes, idle_seconds_before_scaledown, preemption, preemption_grace_seconds or description")
 	}
 	if (t.Type == api.KindInstance || t.Type == api.KindRemote) && (u.MinNodes != nil || u.MaxNodes != nil || u.IdleSecondsBeforeScaledown != nil) {
 		return api.Invalid("max_nodes", "%s is a %s, which has exactly one node and does not scale", t.Name, t.Type)
@@ -143,6 +146,9 @@ func validateTargetUpdate(t *api.Target, u api.TargetUpdate) error {
 	}
 	if u.Description != nil && len(*u.Description) > 1024 {
 		return api.Invalid("description", "is longer than 1024 characters")
+	}
+	if g := u.PreemptionGraceSeconds; g != nil && (*g < 0 || *g > api.MaxPreemptionGraceSeconds) {
+		return api.Invalid("preemption_grace_seconds", "must be 0..%d, got %d", api.MaxPreemptionGraceSeconds, *g)
 	}
 	if t.ProvisioningState == api.ProvisioningDeleting {
 		return api.FailedPrecondition("target %s is being deleted", t.Name)

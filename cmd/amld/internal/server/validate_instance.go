@@ -58,6 +58,9 @@ func validateInstanceSpec(s api.TargetSpec, sizes *Sizes, providers []string, de
 	default:
 		return s, api.Invalid("preemption", "%q is not allowed; allowed: none, requeue", s.Preemption)
 	}
+	if g := s.PreemptionGraceSeconds; g != nil && (*g < 0 || *g > api.MaxPreemptionGraceSeconds) {
+		return s, api.Invalid("preemption_grace_seconds", "must be 0..%d, got %d", api.MaxPreemptionGraceSeconds, *g)
+	}
 	if len(s.Description) > 1024 {
 		return s, api.Invalid("description", "is longer than 1024 characters")
 	}
