@@ -29,6 +29,21 @@ const (
 	ProvisioningFailed    = "Failed"
 )
 
+// Instance and remote target states (Target.State).
+const (
+	TargetStarting = "Starting"
+	TargetRunning  = "Running"
+	TargetStopping = "Stopping"
+	TargetStopped  = "Stopped"
+)
+
+// Provider names besides local.
+const (
+	ProviderLocal = "local"
+	ProviderSSH   = "ssh"
+	ProviderExec  = "exec"
+)
+
 // Cluster allocation states.
 const (
 	AllocationSteady   = "Steady"

@@ -14,6 +14,8 @@ type Node struct {
 	Priority string `json:"vm_priority"`
 	// ProviderID is the provider's handle for the machine (pid, container id...).
 	ProviderID string `json:"provider_id,omitempty"`
+	// Host is the attached machine the node runs on (ssh provider).
+	Host string `json:"host,omitempty"`
 	// Address is where the node's agent serves (host:port), once registered.
 	Address  string `json:"address,omitempty"`
 	Hostname string `json:"hostname,omitempty"`

@@ -144,6 +144,9 @@ type Run struct {
 	CheckpointSize    int64     `json:"checkpoint_size,omitempty"`
 	CheckpointAttempt int       `json:"checkpoint_attempt,omitempty"`
 	CheckpointAt      time.Time `json:"checkpoint_at,omitzero"`
+
+	// Private runs (those of instances) are seen by their owner and admins only.
+	Private bool `json:"private,omitempty"`
 }
 
 // Copy returns a copy of r that shares nothing mutable with it.

@@ -6,7 +6,8 @@ import "time"
 // JSON names are the YAML keys of `amlctl compute create -f`.
 type TargetSpec struct {
 	Name string `json:"name"`
-	// Type is the target kind: cluster (for now the only one users create).
+	// Type is the target kind: cluster or instance (remote targets are made
+	// by attaching a machine: `amlctl compute attach remote`).
 	Type string `json:"type"`
 	// VMSize names an entry of the size catalogue (`amlctl compute list-sizes`).
 	VMSize string `json:"vm_size"`
@@ -19,7 +20,8 @@ type TargetSpec struct {
 	IdleSecondsBeforeScaledown *int `json:"idle_seconds_before_scaledown,omitempty"`
 	// VMPriority is dedicated (default) or lowpriority.
 	VMPriority string `json:"vm_priority"`
-	// Provider creates the nodes: local (default) for now.
+	// Provider creates the nodes: local (default), ssh (a pool of attached
+	// hosts) or exec (the user's scripts).
 	Provider string `json:"provider"`
 	// Preemption is none (default) or requeue (priority preemption).
 	Preemption string `json:"preemption,omitempty"`
@@ -30,6 +32,21 @@ type TargetSpec struct {
 	// SIGKILL to save a checkpoint; nil means the head's default
 	// (--preemption-grace, 30 s).
 	PreemptionGraceSeconds *int `json:"preemption_grace_seconds,omitempty"`
+
+	// IdleSecondsBeforeShutdown stops an instance whose node has been idle
+	// (no run on it, none queued) this long; nil or 0 never stops it.
+	IdleSecondsBeforeShutdown *int `json:"idle_seconds_before_shutdown,omitempty"`
+	// CreateCommand, DeleteCommand and ListCommand are the scripts of the
+	// exec provider (absolute paths of executables on the heads); see
+	// docs/exec-provider.md. ListCommand is optional.
+	CreateCommand string `json:"create_command,omitempty"`
+	DeleteCommand string `json:"delete_command,omitempty"`
+	ListCommand   string `json:"list_command,omitempty"`
+	// SSHPublicAccess lets the owner of an instance of the ssh provider log
+	// in to its machine with SSHPublicKey (authorized_keys format) while the
+	// instance runs.
+	SSHPublicAccess bool   `json:"ssh_public_access,omitempty"`
+	SSHPublicKey    string `json:"ssh_public_key,omitempty"`
 }
 
 // ProvisioningError is one error met while creating or deleting nodes.
@@ -86,6 +103,22 @@ type Target struct {
 	// LastProviderFailure is when the last of them happened.
 	LastProviderFailure time.Time `json:"last_provider_failure,omitzero"`
 
+	// Host is the attached machine behind a remote target, or the pool host
+	// an ssh-backed instance holds.
+	Host string `json:"host,omitempty"`
+	// Size is the node shape of a target whose machine is not from the
+	// vm_size catalogue (a remote target: what attach found); VMSize then
+	// names it.
+	Size *VMSize `json:"size,omitempty"`
+	// Stopped is set by `compute stop` (or an idle shutdown) on an instance
+	// or remote target: its node is removed, its queued runs wait.
+	Stopped bool `json:"stopped,omitempty"`
+	// StopReason says why it was stopped.
+	StopReason string `json:"stop_reason,omitempty"`
+	// State is an instance's or remote target's state in words: Starting,
+	// Running, Stopping or Stopped (derived; empty for clusters).
+	State string `json:"state,omitempty"`
+
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
 	CreateIndex uint64    `json:"create_index"`
@@ -112,6 +145,14 @@ func (t *Target) Copy() *Target {
 		c.PreemptionGraceSeconds = &v
 	}
 	c.ProvisioningErrors = append([]ProvisioningError(nil), t.ProvisioningErrors...)
+	if t.IdleSecondsBeforeShutdown != nil {
+		v := *t.IdleSecondsBeforeShutdown
+		c.IdleSecondsBeforeShutdown = &v
+	}
+	if t.Size != nil {
+		v := *t.Size
+		c.Size = &v
+	}
 	return &c
 }
 

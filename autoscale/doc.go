@@ -21,4 +21,8 @@
 // go only after idle_seconds_before_scaledown and never below min_nodes.
 // Repeated provider failures back off exponentially (Config.BackoffBase,
 // doubling up to Config.BackoffMax) before the next create.
+//
+// DecideFixed does the same for instances and remote targets, which are not
+// autoscaled: one node while the target runs, none while it is stopped,
+// broken nodes replaced, the same backoff, and an instance's idle shutdown.
 package autoscale

@@ -43,7 +43,7 @@ func rankTimes(tb testing.TB, out string, t0 time.Time) (started, inited time.Du
 	return started, inited
 }
 
-func median(ds []time.Duration) time.Duration {
+func medianOf(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
@@ -138,16 +138,16 @@ func BenchmarkMPILaunchOverhead(b *testing.B) {
 			m.started, m.inited, m.total = append(m.started, y.started), append(m.inited, y.inited), append(m.total, y.total)
 		}
 		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-		b.ReportMetric(ms(median(a.started)), "amld-ranks-started-ms")
-		b.ReportMetric(ms(median(m.started)), "byhand-ranks-started-ms")
-		b.ReportMetric(ms(median(a.inited)), "amld-ranks-inited-ms")
-		b.ReportMetric(ms(median(m.inited)), "byhand-ranks-inited-ms")
-		b.ReportMetric(ms(median(a.total)), "amld-completed-ms")
-		b.ReportMetric(ms(median(m.total)), "byhand-completed-ms")
+		b.ReportMetric(ms(medianOf(a.started)), "amld-ranks-started-ms")
+		b.ReportMetric(ms(medianOf(m.started)), "byhand-ranks-started-ms")
+		b.ReportMetric(ms(medianOf(a.inited)), "amld-ranks-inited-ms")
+		b.ReportMetric(ms(medianOf(m.inited)), "byhand-ranks-inited-ms")
+		b.ReportMetric(ms(medianOf(a.total)), "amld-completed-ms")
+		b.ReportMetric(ms(medianOf(m.total)), "byhand-completed-ms")
 		line := func(name string, ds []time.Duration) string {
 			s := slices.Clone(ds)
 			slices.Sort(s)
-			return fmt.Sprintf("%-28s median %7.1f ms  min %7.1f  max %7.1f", name, ms(median(s)), ms(s[0]), ms(s[len(s)-1]))
+			return fmt.Sprintf("%-28s median %7.1f ms  min %7.1f  max %7.1f", name, ms(medianOf(s)), ms(s[0]), ms(s[len(s)-1]))
 		}
 		b.Logf("2 nodes x 2 processes, %d launches each:\n%s", reps, strings.Join([]string{
 			line("amld: submit→ranks started", a.started), line("by hand: exec→ranks started", m.started),

@@ -142,9 +142,14 @@ func (l *Local) Create(ctx context.Context, spec NodeSpec) (string, error) {
 		return providerID(pid), nil
 	}
 	dir := filepath.Join(l.cfg.DataDir, spec.NodeID)
-	work := filepath.Join(dir, "work")
-	if err := os.MkdirAll(work, 0o700); err != nil {
-		return "", fmt.Errorf("local provider: %w", err)
+	work, data, err := l.workDirs(spec)
+	if err != nil {
+		return "", err
+	}
+	for _, d := range []string{dir, work, data} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return "", fmt.Errorf("local provider: %w", err)
+		}
 	}
 	tokenFile := filepath.Join(dir, "join.token")
 	if err := os.WriteFile(tokenFile, []byte(spec.JoinToken+"\n"), 0o600); err != nil {
@@ -183,7 +188,7 @@ func (l *Local) Create(ctx context.Context, spec NodeSpec) (string, error) {
 	}
 	p, err := os.StartProcess(l.cfg.Binary, argv, &os.ProcAttr{
 		Dir:   dir,
-		Env:   os.Environ(),
+		Env:   append(os.Environ(), "AML_DATA_DIR="+data),
 		Files: []*os.File{devnull, logf, logf},
 		// Setpgid: a terminal's Ctrl-C must not reach the agents. No
 		// Pdeathsig: agents outlive the server.

@@ -21,6 +21,18 @@ type NodeSpec struct {
 	// JoinToken authenticates the agent's registration. It is a secret:
 	// never log it, never put it on a command line.
 	JoinToken string
+	// Host names the attached machine to use (ssh provider); the head
+	// picks it.
+	Host string
+	// KeepName, when set, names a work dir that outlives the node: an
+	// instance's, kept across stop and start (see Purger). Providers that
+	// keep one give the agent AML_DATA_DIR, a directory in it for the
+	// user's files.
+	KeepName string
+	// AuthorizedKey, when set, is a public key that may log in to the
+	// node's machine while the node lives (an instance's
+	// --ssh-public-access; ssh provider).
+	AuthorizedKey string
 }
 
 // Instance is a machine a provider reports as existing.

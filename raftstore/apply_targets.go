@@ -80,6 +80,9 @@ func (a *applier) targetCreate(r *TargetCreateRequest) error {
 			return err
 		}
 	}
+	if err := a.checkHostClaim(t); err != nil {
+		return err
+	}
 	if t.ProvisioningState == "" {
 		t.ProvisioningState = api.ProvisioningSucceeded
 	}

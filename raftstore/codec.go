@@ -43,6 +43,11 @@ var commandTypes = map[MsgType]func() any{
 	MsgBlobPut:            func() any { return new(BlobPutRequest) },
 	MsgNodeEvict:          func() any { return new(NodeEvictRequest) },
 	MsgCheckpointPut:      func() any { return new(CheckpointPutRequest) },
+	MsgHostAttach:         func() any { return new(HostAttachRequest) },
+	MsgHostDetach:         func() any { return new(HostDetachRequest) },
+	MsgHostRemove:         func() any { return new(HostRemoveRequest) },
+	MsgTargetPower:        func() any { return new(TargetPowerRequest) },
+	MsgNodeProvider:       func() any { return new(NodeProviderRequest) },
 }
 
 var msgNames = map[MsgType]string{
@@ -66,6 +71,11 @@ var msgNames = map[MsgType]string{
 	MsgBlobPut:            "BlobPut",
 	MsgNodeEvict:          "NodeEvict",
 	MsgCheckpointPut:      "CheckpointPut",
+	MsgHostAttach:         "HostAttach",
+	MsgHostDetach:         "HostDetach",
+	MsgHostRemove:         "HostRemove",
+	MsgTargetPower:        "TargetPower",
+	MsgNodeProvider:       "NodeProvider",
 }
 
 // String names the message type ("RunSubmit"), or "MsgType(N)" for an

@@ -32,6 +32,13 @@ const (
 	MsgRunCancel          MsgType = 16 // RunCancelRequest
 	MsgLogAppend          MsgType = 17 // LogAppendRequest
 	MsgBlobPut            MsgType = 18 // BlobPutRequest
+
+	// Attached machines, instances and the ssh and exec providers (80–89).
+	MsgHostAttach   MsgType = 80 // HostAttachRequest
+	MsgHostDetach   MsgType = 81 // HostDetachRequest
+	MsgHostRemove   MsgType = 82 // HostRemoveRequest
+	MsgTargetPower  MsgType = 83 // TargetPowerRequest
+	MsgNodeProvider MsgType = 84 // NodeProviderRequest
 )
 
 // Preemption and checkpoints (numbers 60-69).

@@ -222,6 +222,19 @@ func (a *applier) dispatch(t MsgType, req any) error {
 	case *CheckpointPutRequest:
 		a.now = r.Time
 		return a.checkpointPut(r)
+	case *HostAttachRequest:
+		a.now = r.Time
+		return a.hostAttach(r)
+	case *HostDetachRequest:
+		a.now = r.Time
+		return a.hostDetach(r)
+	case *HostRemoveRequest:
+		return a.hostRemove(r)
+	case *TargetPowerRequest:
+		a.now = r.Time
+		return a.targetPower(r)
+	case *NodeProviderRequest:
+		return a.nodeProvider(r)
 	default:
 		return fmt.Errorf("raftstore: no handler for %v (%T)", t, req)
 	}

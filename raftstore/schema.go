@@ -19,6 +19,7 @@ const (
 	tableLogStreams  = "log_streams"
 	tableLogChunks   = "log_chunks"
 	tableBlobs       = "blobs"
+	tableHosts       = "hosts"
 	tableRunKeys     = "run_keys"
 )
 
@@ -36,6 +37,7 @@ const (
 var tableOrder = []string{
 	tableMeta, tableCredentials, tableUsers, tableTargets, tableNodes,
 	tableRuns, tableLogStreams, tableLogChunks, tableBlobs,
+	tableHosts,
 	tableRunKeys,
 }
 
@@ -84,6 +86,7 @@ func newSchema() *memdb.DBSchema {
 			return []any{c.RunID, c.Attempt, c.Node, c.end()}
 		})},
 		tableBlobs:   {Indexes: id(func(o any) []any { return []any{o.(*Blob).ID} })},
+		tableHosts:   {Indexes: id(func(o any) []any { return []any{o.(*Host).Name} })},
 		tableRunKeys: {Indexes: id(func(o any) []any { return []any{o.(*RunKey).RunID} })},
 	}
 	tables[tableCredentials].Indexes[indexSubject] = &memdb.IndexSchema{

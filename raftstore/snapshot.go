@@ -50,6 +50,7 @@ var snapshotTypes = map[string]func() any{
 	tableLogStreams:  func() any { return new(logStream) },
 	tableLogChunks:   func() any { return new(logChunk) },
 	tableBlobs:       func() any { return new(Blob) },
+	tableHosts:       func() any { return new(Host) },
 	tableRunKeys:     func() any { return new(RunKey) },
 }
 

@@ -91,6 +91,7 @@ func scenario(h *harness) {
 	})
 	h.must(MsgBlobPut, &BlobPutRequest{Blob: &Blob{ID: "src-1", SHA256: "abc", Data: []byte{0, 1, 2, 255}, CreatedAt: h.tick()}})
 	h.must(MsgNodeDown, &NodeDownRequest{NodeID: "n-3", State: api.NodeUnusable, Reason: "missed its deadline", Time: h.tick()})
+	h.must(MsgHostAttach, &HostAttachRequest{Host: testHost("dsvm", api.HostRemote, "SHA256:aaa"), Target: remoteTarget("dsvm"), Time: h.tick()})
 }
 
 func TestSnapshotRoundTripRestoresEveryTable(t *testing.T) {

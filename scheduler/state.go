@@ -169,6 +169,8 @@ func newRound(st *State) *round {
 			ts.wait(r, "target "+r.Target+" does not exist")
 		case ts.target.ProvisioningState == api.ProvisioningDeleting:
 			ts.wait(r, "target "+r.Target+" is being deleted")
+		case ts.target.Stopped:
+			ts.wait(r, "target "+r.Target+" is stopped: amlctl compute start "+r.Target)
 		default:
 			if why := NeverFits(r, ts.target, ts.size); why != "" {
 				ts.wait(r, "can never run on "+r.Target+": "+why)

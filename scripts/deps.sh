@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs what amld's tests need on a fresh Debian machine, once: Python 3
 # for the example job, Open MPI for the MPI runs, debootstrap for `make
-# images`. Go modules come through the module proxy. (The Docker Engine
-# comes with the machine.)
+# images`, OpenSSH's server for the attach tests. Go modules come through
+# the module proxy. (The Docker Engine comes with the machine.)
 set -euo pipefail
 need=()
 command -v python3 >/dev/null || need+=(python3)
 # gcc: cgo, for the NVML GPU inventory (github.com/NVIDIA/go-nvml) and its tests.
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
 command -v debootstrap >/dev/null || need+=(debootstrap) # make images
+# OpenSSH's sshd and ssh-keygen: the attach tests run a real sshd.
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
 # Open MPI (mpirun, orted) and mpicc for the MPI tests.
 command -v mpirun >/dev/null || need+=(openmpi-bin)
 command -v mpicc >/dev/null || need+=(libopenmpi-dev)

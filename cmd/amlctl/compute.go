@@ -13,9 +13,11 @@ import (
 
 // computeCmd is `amlctl compute`: compute targets.
 func (a *app) computeCmd() *cobra.Command {
-	c := group("compute", "Manage compute targets (clusters)")
+	c := group("compute", "Manage compute targets (clusters, instances, attached machines)")
 	c.AddCommand(a.computeCreateCmd(), a.computeListCmd(), a.computeShowCmd(), a.computeUpdateCmd(),
 		a.computeListNodesCmd(), a.computeListSizesCmd(), a.computeDeleteCmd(), a.computeSimulateEvictionCmd())
+	c.AddCommand(a.computeAttachCmd(), a.computeDetachCmd(), a.computeListHostsCmd(),
+		a.computePowerCmd(api.PowerStart), a.computePowerCmd(api.PowerStop), a.computePowerCmd(api.PowerRestart))
 	return c
 }
 
@@ -26,6 +28,11 @@ type targetFlags struct {
 	description                                    string
 	minNodes, maxNodes, idleSeconds                int
 	preemptionGrace                                int
+	// Instances and the exec provider.
+	idleShutdown                              int
+	createCommand, deleteCommand, listCommand string
+	sshPublicAccess                           bool
+	sshPublicKeyFile                          string
 }
 
 // register adds the flags to fs.
@@ -41,6 +48,12 @@ func (f *targetFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.preemption, "preemption", "", "priority preemption: none (default) or requeue")
 	fs.StringVar(&f.description, "description", "", "free text")
 	fs.IntVar(&f.preemptionGrace, "preemption-grace-seconds", 0, "SIGTERM-to-SIGKILL grace of a preempted attempt (default: the head's, 30)")
+	fs.IntVar(&f.idleShutdown, "idle-seconds-before-shutdown", 0, "instances: stop after this long idle (0: never)")
+	fs.StringVar(&f.createCommand, "create-command", "", "exec provider: script that makes a node's machine (absolute path on the heads)")
+	fs.StringVar(&f.deleteCommand, "delete-command", "", "exec provider: script that removes a node's machine")
+	fs.StringVar(&f.listCommand, "list-command", "", "exec provider: script that lists the machines (optional)")
+	fs.BoolVar(&f.sshPublicAccess, "ssh-public-access", false, "instances of --provider ssh: let you log in to the machine with your public key while it runs")
+	fs.StringVar(&f.sshPublicKeyFile, "ssh-public-key-file", "", "public key for --ssh-public-access (default ~/.ssh/id_ed25519.pub, id_ecdsa.pub or id_rsa.pub)")
 }
 
 // apply sets the fields of spec whose flags were given on the command line.
@@ -78,11 +91,27 @@ func (f *targetFlags) apply(fs *pflag.FlagSet, spec *api.TargetSpec) {
 		v := f.preemptionGrace
 		spec.PreemptionGraceSeconds = &v
 	}
+	if set("idle-seconds-before-shutdown") {
+		v := f.idleShutdown
+		spec.IdleSecondsBeforeShutdown = &v
+	}
+	if set("create-command") {
+		spec.CreateCommand = f.createCommand
+	}
+	if set("delete-command") {
+		spec.DeleteCommand = f.deleteCommand
+	}
+	if set("list-command") {
+		spec.ListCommand = f.listCommand
+	}
 }
 
 // validateTargetSpec checks what is cheap to check before asking the head.
 // Messages name the flag and the YAML key.
 func validateTargetSpec(s *api.TargetSpec) error {
+	if s.Type == api.KindInstance {
+		return validateInstanceSpec(s)
+	}
 	switch {
 	case s.Name == "":
 		return usagef("--name (name) is required")
@@ -111,19 +140,28 @@ func (a *app) computeCreateCmd() *cobra.Command {
 	var f targetFlags
 	cmd := &cobra.Command{
 		Use:   "create [TYPE] [flags]",
-		Short: "Create a compute target (a cluster), from flags or a YAML file",
+		Short: "Create a compute target (a cluster or an instance), from flags or a YAML file",
 		Long: `Create a compute target. From flags: 'create cluster --name N --vm-size S
---max-nodes M ...'. From YAML: 'create -f cluster.yml', whose keys are those of
+--max-nodes M ...' or 'create instance --name N --vm-size S' (one node for its
+owner, who alone (with admins) sees it and its runs; it runs several runs side
+by side while they fit; 'compute stop|start|restart' it; it keeps its data dir
+across stop and start). A cluster of '--provider exec' runs the user's
+--create-command and --delete-command scripts (admins only; see
+docs/exec-provider.md); '--provider ssh' takes machines from the pool that
+'compute attach host' fills. From YAML: 'create -f cluster.yml', whose keys are those of
 the target spec (name, type, vm_size, min_nodes, max_nodes,
 idle_seconds_before_scaledown, vm_priority, provider, preemption,
 description); unknown keys are an error. Flags override the file. Unset
 values take the head's defaults (min_nodes 0, idle_seconds_before_scaledown
 120, vm_priority dedicated, provider local).`,
 		Example: `  amlctl compute create cluster --name cpu-cluster --vm-size cpu-2 --min-nodes 0 --max-nodes 4
+  amlctl compute create instance --name ci-alice --vm-size cpu-4 --idle-seconds-before-shutdown 3600
+  amlctl compute create cluster --name cloud --provider exec --vm-size gpu-1 --max-nodes 8 \
+      --create-command /etc/amld/create-node.sh --delete-command /etc/amld/delete-node.sh
   amlctl compute create -f cluster.yml`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
-				return usagef("compute create takes at most one argument, the target type (cluster)")
+				return usagef("compute create takes at most one argument, the target type (cluster or instance)")
 			}
 			return nil
 		},
@@ -142,6 +180,9 @@ values take the head's defaults (min_nodes 0, idle_seconds_before_scaledown
 				return usagef("say what to create: 'amlctl compute create cluster --name ...' or 'amlctl compute create -f FILE'")
 			}
 			f.apply(cmd.Flags(), &spec)
+			if err := f.publicKey(cmd.Flags(), &spec); err != nil {
+				return err
+			}
 			if err := validateTargetSpec(&spec); err != nil {
 				return err
 			}
@@ -185,9 +226,13 @@ func (a *app) computeListCmd() *cobra.Command {
 			w := newTable(a.stdout)
 			row(w, "NAME", "TYPE", "VM SIZE", "PRIORITY", "NODES", "MIN", "MAX", "STATE", "ALLOCATION")
 			for _, t := range ts {
+				alloc := t.AllocationState
+				if t.State != "" {
+					alloc = t.State // instances and remote targets
+				}
 				row(w, t.Name, t.Type, orDash(t.VMSize), orDash(t.VMPriority),
 					fmt.Sprintf("%d/%d", t.CurrentNodeCount, t.TargetNodeCount), t.MinNodes, t.MaxNodes,
-					orDash(t.ProvisioningState), orDash(t.AllocationState))
+					orDash(t.ProvisioningState), orDash(alloc))
 			}
 			return w.Flush()
 		},
@@ -239,6 +284,7 @@ func printTarget(out io.Writer, t *api.Target) error {
 	if t.Owner != "" {
 		kv("owner", t.Owner)
 	}
+	printFixedTarget(kv, t)
 	kv("provisioning_state", orDash(t.ProvisioningState))
 	kv("allocation_state", orDash(t.AllocationState))
 	kv("current_node_count", t.CurrentNodeCount)

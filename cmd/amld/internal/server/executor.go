@@ -83,10 +83,16 @@ func (e *executor) round(ctx context.Context) time.Time {
 	st := e.s.store.State()
 	var next time.Time
 	for _, t := range st.Targets() {
+		if t.Type == api.KindInstance || t.Type == api.KindRemote {
+			if nc := e.fixedRound(ctx, st, t); !nc.IsZero() && (next.IsZero() || nc.Before(next)) {
+				next = nc
+			}
+			continue
+		}
 		if t.Type != api.KindCluster {
 			continue
 		}
-		size, ok := e.s.cfg.Sizes.Get(t.VMSize)
+		size, ok := e.s.targetSize(t)
 		if !ok {
 			continue
 		}
@@ -105,6 +111,7 @@ func (e *executor) round(ctx context.Context) time.Time {
 			next = d.NextCheck
 		}
 	}
+	e.hostsRound(ctx, st)
 	return next
 }
 
@@ -143,6 +150,9 @@ func (e *executor) carryOut(ctx context.Context, st *raftstore.State, t *api.Tar
 		e.createNode(ctx, prov, t, size)
 	}
 	if t.ProvisioningState == api.ProvisioningDeleting && len(ns) == 0 {
+		if e.purgeFirst(ctx, prov, t) {
+			return
+		}
 		if _, err := s.store.Apply(ctx, raftstore.MsgTargetRemove, &raftstore.TargetRemoveRequest{Name: t.Name}); err != nil {
 			s.log.Warn("remove target", "target", t.Name, "err", err)
 		} else {
@@ -159,6 +169,9 @@ func (e *executor) createNode(ctx context.Context, prov nodes.Provider, t *api.T
 		Priority: t.VMPriority, Capacity: size.Resources(), CreatedAt: now(),
 	}
 	n.StateChangedAt = n.CreatedAt
+	if !e.placeOnHost(ctx, t, n) {
+		return
+	}
 	if _, err := s.store.Apply(ctx, raftstore.MsgNodeCreate, &raftstore.NodeCreateRequest{Node: n}); err != nil {
 		s.log.Warn("record new node", "target", t.Name, "err", err)
 		return
@@ -167,11 +180,18 @@ func (e *executor) createNode(ctx context.Context, prov nodes.Provider, t *api.T
 	spec := nodes.NodeSpec{
 		NodeID: n.ID, Target: t.Name, Size: size, Priority: t.VMPriority,
 		HeadAddrs: []string{s.URL()}, JoinToken: s.JoinToken(),
+		Host: n.Host,
+	}
+	if t.Type == api.KindInstance {
+		spec.KeepName = t.Name
+		if t.SSHPublicAccess {
+			spec.AuthorizedKey = t.SSHPublicKey
+		}
 	}
 	failures := t.ProviderFailures
 	e.start(ctx, n.ID, "create", func(ctx context.Context) {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-		_, err := prov.Create(cctx, spec)
+		pid, err := prov.Create(cctx, spec)
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -183,6 +203,11 @@ func (e *executor) createNode(ctx context.Context, prov nodes.Provider, t *api.T
 				NodeID: n.ID, State: api.NodeUnusable, Reason: "provider could not create it: " + err.Error(), Time: now(),
 			})
 			return
+		}
+		if pid != "" && pid != n.ProviderID {
+			if _, err := s.store.Apply(ctx, raftstore.MsgNodeProvider, &raftstore.NodeProviderRequest{NodeID: n.ID, ProviderID: pid}); err != nil && !api.IsNotFound(err) {
+				s.log.Warn("record provider id", "node", n.ID, "err", err)
+			}
 		}
 		if failures > 0 {
 			e.recordResult(ctx, t.Name, nil)
@@ -319,6 +344,9 @@ func (e *executor) reconcile(ctx context.Context, name string, prov nodes.Provid
 	for _, n := range st.Nodes() {
 		t := st.Target(n.Target)
 		if t == nil || t.Provider != name || have[n.ID] || e.busy(n.ID) {
+			continue
+		}
+		if sc, ok := prov.(nodes.ListScoper); ok && !sc.Lists(t.Name) {
 			continue
 		}
 		if n.State == api.NodeLeaving || n.State == api.NodeUnusable || n.State == api.NodePreempted {

@@ -41,7 +41,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 	if t == nil {
 		return api.NotFound("no target named %q", target)
 	}
-	size, _ = s.cfg.Sizes.Get(t.VMSize)
+	size, _ = s.targetSize(t)
 	capacity := size.Resources()
 	if req.Capacity.CPUs > 0 && req.Capacity.CPUs < capacity.CPUs {
 		capacity.CPUs = req.Capacity.CPUs

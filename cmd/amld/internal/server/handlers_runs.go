@@ -72,13 +72,13 @@ func (s *Server) handleSubmitRun(w http.ResponseWriter, r *http.Request) error {
 		return api.Invalid("target", "is required (amlctl compute list shows the targets)")
 	}
 	t := st.Target(spec.Target)
-	if t == nil {
+	if t == nil || !canSee(identityOf(r.Context()), t) {
 		return api.NotFound("no target named %q (amlctl compute list shows them)", spec.Target)
 	}
 	if t.ProvisioningState == api.ProvisioningDeleting {
 		return api.FailedPrecondition("target %s is being deleted", t.Name)
 	}
-	size, ok := s.cfg.Sizes.Get(t.VMSize)
+	size, ok := s.targetSize(t)
 	if !ok {
 		return api.FailedPrecondition("target %s has vm_size %q, which this head's catalogue lacks", t.Name, t.VMSize)
 	}
@@ -99,6 +99,7 @@ func (s *Server) handleSubmitRun(w http.ResponseWriter, r *http.Request) error {
 		State:       api.RunQueued,
 		Request:     req,
 		SubmittedAt: now(),
+		Private:     t.Type == api.KindInstance,
 	}
 	key, err := newRunKey(&run.RunSpec, run.ID)
 	if err != nil {
@@ -122,6 +123,9 @@ func (s *Server) handleListRuns(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := []*api.Run{}
 	for i := len(runs) - 1; i >= 0; i-- { // newest first
+		if !canSeeRun(identityOf(r.Context()), runs[i]) {
+			continue
+		}
 		if state == "" || runs[i].State == state {
 			out = append(out, runs[i])
 		}
@@ -150,7 +154,7 @@ func (s *Server) handleGetRun(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	st := s.store.State()
 	for {
-		run, err := s.lookupRun(st, id)
+		run, err := s.lookupVisibleRun(r, st, id)
 		if err != nil {
 			return err
 		}
@@ -164,7 +168,7 @@ func (s *Server) handleGetRun(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) handleCancelRun(w http.ResponseWriter, r *http.Request) error {
 	st := s.store.State()
-	run, err := s.lookupRun(st, r.PathValue("id"))
+	run, err := s.lookupVisibleRun(r, st, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -206,7 +210,7 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	st := s.store.State()
 	for {
-		run, err := s.lookupRun(st, id)
+		run, err := s.lookupVisibleRun(r, st, id)
 		if err != nil {
 			return err
 		}
@@ -251,7 +255,7 @@ func logChunk(st *raftstore.State, run *api.Run, attempt, node int, offset int64
 
 func (s *Server) handleOutputs(w http.ResponseWriter, r *http.Request) error {
 	st := s.store.State()
-	run, err := s.lookupRun(st, r.PathValue("id"))
+	run, err := s.lookupVisibleRun(r, st, r.PathValue("id"))
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,10 @@ func (s *Server) handleCreateTarget(w http.ResponseWriter, r *http.Request) erro
 	if s.store.State().Target(spec.Name) != nil {
 		return api.Conflict("target %q already exists", spec.Name)
 	}
+	hold, err := s.checkCreate(r, spec)
+	if err != nil {
+		return err
+	}
 	t := now()
 	tg := &api.Target{
 		TargetSpec:        spec,
@@ -32,6 +36,10 @@ func (s *Server) handleCreateTarget(w http.ResponseWriter, r *http.Request) erro
 		AllocationState:   api.AllocationSteady,
 		CreatedAt:         t,
 		UpdatedAt:         t,
+	}
+	if spec.Type == api.KindInstance {
+		tg.AllocationState = ""
+		tg.Host = hold
 	}
 	idx, err := s.apply(r.Context(), raftstore.MsgTargetCreate, &raftstore.TargetCreateRequest{Target: tg})
 	if err != nil {
@@ -63,6 +71,9 @@ func (s *Server) targetView(st *raftstore.State, t *api.Target) *api.Target {
 	if v.ProvisioningErrors == nil {
 		v.ProvisioningErrors = []api.ProvisioningError{}
 	}
+	if t.Type == api.KindInstance || t.Type == api.KindRemote {
+		v.State = fixedState(t, st.NodesOfTarget(t.Name))
+	}
 	return v
 }
 
@@ -70,7 +81,9 @@ func (s *Server) handleListTargets(w http.ResponseWriter, r *http.Request) error
 	st := s.store.State()
 	out := []*api.Target{}
 	for _, t := range st.Targets() {
-		out = append(out, s.targetView(st, t))
+		if canSee(identityOf(r.Context()), t) {
+			out = append(out, s.targetView(st, t))
+		}
 	}
 	writeJSON(w, http.StatusOK, st.Index(), out)
 	return nil
@@ -86,7 +99,7 @@ func (s *Server) lookupTarget(st *raftstore.State, name string) (*api.Target, er
 
 func (s *Server) handleGetTarget(w http.ResponseWriter, r *http.Request) error {
 	st := s.store.State()
-	t, err := s.lookupTarget(st, r.PathValue("name"))
+	t, err := s.lookupVisibleTarget(r, st, r.PathValue("name"))
 	if err != nil {
 		return err
 	}
@@ -99,7 +112,7 @@ func (s *Server) handleUpdateTarget(w http.ResponseWriter, r *http.Request) erro
 	if err := decodeBody(r, &u); err != nil {
 		return err
 	}
-	t, err := s.lookupTarget(s.store.State(), r.PathValue("name"))
+	t, err := s.lookupVisibleTarget(r, s.store.State(), r.PathValue("name"))
 	if err != nil {
 		return err
 	}
@@ -116,13 +129,16 @@ func (s *Server) handleUpdateTarget(w http.ResponseWriter, r *http.Request) erro
 }
 
 func (s *Server) handleDeleteTarget(w http.ResponseWriter, r *http.Request) error {
-	t, err := s.lookupTarget(s.store.State(), r.PathValue("name"))
+	t, err := s.lookupVisibleTarget(r, s.store.State(), r.PathValue("name"))
 	if err != nil {
 		return err
 	}
 	if t.ProvisioningState == api.ProvisioningDeleting {
 		writeJSON(w, http.StatusAccepted, 0, s.targetView(s.store.State(), t))
 		return nil
+	}
+	if done, err := s.deleteSpecial(w, r, t); done || err != nil {
+		return err
 	}
 	idx, err := s.apply(r.Context(), raftstore.MsgTargetDelete, &raftstore.TargetDeleteRequest{Name: t.Name, Time: now()})
 	if err != nil {
@@ -135,7 +151,7 @@ func (s *Server) handleDeleteTarget(w http.ResponseWriter, r *http.Request) erro
 
 func (s *Server) handleListNodes(w http.ResponseWriter, r *http.Request) error {
 	st := s.store.State()
-	t, err := s.lookupTarget(st, r.PathValue("name"))
+	t, err := s.lookupVisibleTarget(r, st, r.PathValue("name"))
 	if err != nil {
 		return err
 	}

@@ -124,6 +124,9 @@ func (s *Server) schedState(st *raftstore.State) *scheduler.State {
 	}
 	for _, t := range st.Targets() {
 		ss.Targets[t.Name] = s.targetView(st, t)
+		if t.Size != nil {
+			ss.VMSizes[t.VMSize] = *t.Size
+		}
 	}
 	return ss
 }

@@ -30,6 +30,15 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/runs/{id}/logs", s.guard(users, s.handleLogs))
 	mux.HandleFunc("GET /v1/runs/{id}/outputs", s.guard(users, s.handleOutputs))
 
+	mux.HandleFunc("POST /v1/hosts", s.guard(users, s.handleAttach))
+	mux.HandleFunc("GET /v1/hosts", s.guard(users, s.handleListHosts))
+	mux.HandleFunc("GET /v1/hosts/{name}", s.guard(users, s.handleGetHost))
+	mux.HandleFunc("DELETE /v1/hosts/{name}", s.guard(users, s.handleDetach))
+	mux.HandleFunc("GET /v1/ssh-host-key", s.guard(users, s.handleHostKey))
+	mux.HandleFunc("POST /v1/targets/{name}/start", s.guard(users, s.handlePower("start")))
+	mux.HandleFunc("POST /v1/targets/{name}/stop", s.guard(users, s.handlePower("stop")))
+	mux.HandleFunc("POST /v1/targets/{name}/restart", s.guard(users, s.handlePower("restart")))
+
 	mux.HandleFunc("POST /v1/agent/register", s.guard(allowJoin, s.handleRegister))
 	mux.HandleFunc("POST /v1/agent/heartbeat", s.guard(allowNode, s.handleHeartbeat))
 	mux.HandleFunc("GET /v1/agent/assignments", s.guard(allowNode, s.handleAssignments))

@@ -57,6 +57,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Stdout is where the admin token is printed, once, at bootstrap.
 	Stdout io.Writer
+	// AgentBinary is the amld binary the ssh provider installs on attached
+	// machines and exec scripts are told of (default: this executable).
+	AgentBinary string
 }
 
 // DefaultConfig returns a head configuration with documented defaults.
@@ -118,6 +121,10 @@ type Server struct {
 	readyOnce sync.Once
 
 	hb *heartbeats
+	// sealer seals attached machines' credentials (DATA_DIR/secrets.key).
+	sealer *sealer
+	// agentBinary is the amld binary installed on attached machines.
+	agentBinary string
 	// catchUp is the last log index on disk at start: until the state has
 	// applied it, an unknown token may just not be loaded yet (503, not 401).
 	catchUp uint64
@@ -143,6 +150,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	sl, err := openSealer(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	agentBin, err := agentBinaryPath(cfg)
+	if err != nil {
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -180,6 +195,14 @@ func New(cfg Config) (*Server, error) {
 		addr:  addr,
 		ready: make(chan struct{}),
 		hb:    newHeartbeats(),
+
+		sealer:      sl,
+		agentBinary: agentBin,
+	}
+	if err := s.addStateProviders(); err != nil {
+		store.Close()
+		ln.Close()
+		return nil, err
 	}
 	s.catchUp = store.Raft().LastIndex()
 	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, joinTokenFile)); err == nil {

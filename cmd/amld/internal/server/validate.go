@@ -43,8 +43,14 @@ func validateTargetSpec(in api.TargetSpec, sizes *Sizes, providers []string, def
 	if s.Type == "" {
 		s.Type = api.KindCluster
 	}
+	if s.Type == api.KindInstance {
+		return validateInstanceSpec(s, sizes, providers, defaultProvider)
+	}
 	if s.Type != api.KindCluster {
-		return s, api.Invalid("type", "%q is not a kind that can be created here; allowed: cluster", s.Type)
+		return s, api.Invalid("type", "%q is not a kind that can be created here; allowed: cluster, instance (remote machines are attached: amlctl compute attach remote)", s.Type)
+	}
+	if s.IdleSecondsBeforeShutdown != nil {
+		return s, api.Invalid("idle_seconds_before_shutdown", "applies to instances; clusters scale down after idle_seconds_before_scaledown")
 	}
 	if s.VMSize == "" {
 		return s, api.Invalid("vm_size", "is required; sizes: %s", sizes.NamesList())
@@ -76,6 +82,12 @@ func validateTargetSpec(in api.TargetSpec, sizes *Sizes, providers []string, def
 	}
 	if !contains(providers, s.Provider) {
 		return s, api.Invalid("provider", "%q is not configured on this head; available: %s", s.Provider, strings.Join(providers, ", "))
+	}
+	if err := checkExecCommands(&s); err != nil {
+		return s, err
+	}
+	if err := checkPublicAccess(s); err != nil {
+		return s, err
 	}
 	switch s.Preemption {
 	case "":
@@ -110,6 +122,9 @@ func checkScale(minNodes, maxNodes int) error {
 func validateTargetUpdate(t *api.Target, u api.TargetUpdate) error {
 	if u == (api.TargetUpdate{}) {
 		return api.Invalid("", "nothing to update: give min_nodes, max_nodes, idle_seconds_before_scaledown, preemption, preemption_grace_seconds or description")
+	}
+	if (t.Type == api.KindInstance || t.Type == api.KindRemote) && (u.MinNodes != nil || u.MaxNodes != nil || u.IdleSecondsBeforeScaledown != nil) {
+		return api.Invalid("max_nodes", "%s is a %s, which has exactly one node and does not scale", t.Name, t.Type)
 	}
 	minN, maxN := t.MinNodes, t.MaxNodes
 	if u.MinNodes != nil {
