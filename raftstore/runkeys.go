@@ -5,8 +5,12 @@ package raftstore
 // head hands it only to the nodes of the run's live attempt. The record is
 // dropped when the run ends.
 type RunKey struct {
-	RunID   string `json:"run_id"`
+	RunID string `json:"run_id"`
+	// Private is the private key, sealed (base64 of AES-256-GCM, bound to
+	// the run ID) under the heads' secrets key that KeyID names; with an
+	// empty KeyID it is the plain key (tests only).
 	Private string `json:"private"`
+	KeyID   string `json:"key_id,omitempty"`
 	Public  string `json:"public"`
 }
 

@@ -113,7 +113,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) error {
 }
 
 // assignments lists what a node must run: the live attempts holding it.
-func assignments(st *raftstore.State, nodeID string) *api.AssignmentsResponse {
+func assignments(st *raftstore.State, nodeID string, sl *sealer) *api.AssignmentsResponse {
 	resp := &api.AssignmentsResponse{Assignments: []api.Assignment{}}
 	n := st.Node(nodeID)
 	if n == nil {
@@ -131,7 +131,7 @@ func assignments(st *raftstore.State, nodeID string) *api.AssignmentsResponse {
 				peers[i] = pn.Address
 			}
 		}
-		sshInfo, states := attemptSSH(st, run, a), peerStates(a)
+		sshInfo, states := attemptSSH(st, run, a, sl), peerStates(a)
 		for i, al := range a.Allocations {
 			if al.NodeID != nodeID {
 				continue
@@ -174,7 +174,7 @@ func (s *Server) handleAssignments(w http.ResponseWriter, r *http.Request) error
 	defer cancel()
 	st := s.store.State()
 	for {
-		resp := assignments(st, nodeID)
+		resp := assignments(st, nodeID, s.sealer)
 		if have == 0 || resp.Index != have || resp.Shutdown || ctx.Err() != nil {
 			writeJSON(w, http.StatusOK, st.Index(), resp)
 			return nil

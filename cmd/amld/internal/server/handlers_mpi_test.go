@@ -38,7 +38,7 @@ func mpiState(t *testing.T) *raftstore.State {
 				HostKey: "ssh-ed25519 HOST-" + id, SSHPort: 2200 + i}})
 	}
 	spec := api.RunSpec{Target: "cpu", Command: []string{"./allreduce"}, NodeCount: 2, ProcessCountPerNode: 2, Distribution: api.DistributionMPI}
-	key, err := newRunKey(&spec, "run-1")
+	key, err := newRunKey(&spec, "run-1", nil)
 	if err != nil || key == nil {
 		t.Fatalf("newRunKey = %v, %v; want a key for an MPI run", key, err)
 	}
@@ -54,7 +54,7 @@ func TestAssignmentsCarryTheRunsKeyToItsNodesOnly(t *testing.T) {
 	st := mpiState(t)
 	priv := st.RunKey("run-1").Private
 	for i, node := range []string{"n-1", "n-2"} {
-		resp := assignments(st, node)
+		resp := assignments(st, node, nil)
 		if len(resp.Assignments) != 1 {
 			t.Fatalf("%s has %d assignments, want 1", node, len(resp.Assignments))
 		}
@@ -75,7 +75,7 @@ func TestAssignmentsCarryTheRunsKeyToItsNodesOnly(t *testing.T) {
 			t.Errorf("%s: peer states %v, want preparing,running", node, a.PeerStates)
 		}
 	}
-	if resp := assignments(st, "n-3"); len(resp.Assignments) != 0 {
+	if resp := assignments(st, "n-3", nil); len(resp.Assignments) != 0 {
 		t.Fatalf("a node outside the attempt got %+v", resp.Assignments)
 	}
 	b, _ := json.Marshal(st.Run("run-1"))
@@ -94,9 +94,33 @@ func TestOnlyMultiNodeAndMPIRunsGetAKey(t *testing.T) {
 		{api.RunSpec{NodeCount: 2, Distribution: api.DistributionNone}, true},
 	}
 	for _, tt := range tests {
-		k, err := newRunKey(&tt.spec, "r")
+		k, err := newRunKey(&tt.spec, "r", nil)
 		if err != nil || (k != nil) != tt.want {
 			t.Errorf("newRunKey(%+v) = %v, %v; want a key: %v", tt.spec, k != nil, err, tt.want)
 		}
+	}
+}
+
+func TestRunKeyIsSealedInTheStateAndOpenedForItsNodes(t *testing.T) {
+	sl, err := newSealer(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := api.RunSpec{NodeCount: 2, Distribution: api.DistributionMPI}
+	k, err := newRunKey(&spec, "run-9", sl)
+	if err != nil || k == nil {
+		t.Fatalf("newRunKey: %v %v", k, err)
+	}
+	if k.KeyID != sl.id || strings.Contains(k.Private, "PRIVATE KEY") {
+		t.Fatalf("the stored key is not sealed: key_id %q, private %.40q", k.KeyID, k.Private)
+	}
+	plain, err := runPrivateKey(k, sl)
+	if err != nil || !strings.Contains(plain, "PRIVATE KEY") {
+		t.Fatalf("open: %v (%.40q)", err, plain)
+	}
+	other := *k
+	other.RunID = "run-10"
+	if _, err := runPrivateKey(&other, sl); err == nil {
+		t.Errorf("a sealed key opened under another run's ID")
 	}
 }

@@ -101,7 +101,7 @@ func (s *Server) handleSubmitRun(w http.ResponseWriter, r *http.Request) error {
 		SubmittedAt: now(),
 		Private:     t.Type == api.KindInstance,
 	}
-	key, err := newRunKey(&run.RunSpec, run.ID)
+	key, err := newRunKey(&run.RunSpec, run.ID, s.sealer)
 	if err != nil {
 		return err
 	}
