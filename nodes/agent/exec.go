@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
-	"sync"
 	"syscall"
 	"time"
 
@@ -95,7 +93,7 @@ func (p *ProcessRuntime) Exec(ctx context.Context, h Handle, spec ExecSpec) (mpi
 		}
 		cmd.Stdin, stdinW = r, w
 	}
-	ep := &execProcess{done: make(chan struct{})}
+	ep := &execProcess{procGroup: newProcGroup()}
 	started := make(chan error, 1)
 	go ep.run(cmd, started)
 	if err := <-started; err != nil {
@@ -115,70 +113,25 @@ func (p *ProcessRuntime) Exec(ctx context.Context, h Handle, spec ExecSpec) (mpi
 	return ep, nil
 }
 
-// execProcess is a command started by ProcessRuntime.Exec.
+// execProcess is a command started by ProcessRuntime.Exec; Signal (from
+// procGroup) implements mpi.Process's, sending to the command's group.
 type execProcess struct {
-	done chan struct{}
-
-	mu     sync.Mutex
-	pgid   int
-	exited bool
-	code   int
+	procGroup
 }
 
 var _ mpi.Process = (*execProcess)(nil)
 
-// run starts cmd on a locked OS thread (Pdeathsig is tied to the forking
-// thread) and waits for it; then it kills what is left of its group.
+// run starts cmd and waits for it (see procGroup.run).
 func (p *execProcess) run(cmd *exec.Cmd, started chan<- error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	err := cmd.Start()
-	if f, ok := cmd.Stdin.(*os.File); ok {
-		f.Close() // the child holds its own copy
-	}
-	if err != nil {
-		started <- err
-		return
-	}
-	defer close(p.done)
-	p.mu.Lock()
-	p.pgid = cmd.Process.Pid
-	p.mu.Unlock()
-	started <- nil
-	_ = cmd.Wait()
-	code := -1
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
-		switch {
-		case ws.Signaled():
-			code = 128 + int(ws.Signal())
-		case ws.Exited():
-			code = ws.ExitStatus()
+	p.procGroup.run(cmd, func() {
+		if f, ok := cmd.Stdin.(*os.File); ok {
+			f.Close() // the child holds its own copy
 		}
-	}
-	p.mu.Lock()
-	_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
-	p.exited = true
-	p.code = code
-	p.mu.Unlock()
+	}, nil, started)
 }
 
 // Wait implements mpi.Process.
 func (p *execProcess) Wait() int {
 	<-p.done
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.code
-}
-
-// Signal implements mpi.Process: sig goes to the command's process group.
-func (p *execProcess) Signal(sig syscall.Signal) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.exited || p.pgid == 0 {
-		return nil
-	}
-	if err := syscall.Kill(-p.pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("signal process group %d: %w", p.pgid, err)
-	}
-	return nil
+	return p.exitCode()
 }

@@ -8,9 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -72,7 +70,7 @@ func (p *ProcessRuntime) Start(ctx context.Context, spec Spec) (Handle, error) {
 	if drain <= 0 {
 		drain = 2 * time.Second
 	}
-	h := &processHandle{out: r, done: make(chan struct{}), drain: drain}
+	h := &processHandle{procGroup: newProcGroup(), out: r, drain: drain}
 	started := make(chan error, 1)
 	go h.run(cmd, w, started)
 	if err := <-started; err != nil {
@@ -84,56 +82,19 @@ func (p *ProcessRuntime) Start(ctx context.Context, spec Spec) (Handle, error) {
 
 // processHandle is a command started by ProcessRuntime.
 type processHandle struct {
+	procGroup
 	out   *os.File
-	done  chan struct{}
 	drain time.Duration
-
-	mu     sync.Mutex
-	pgid   int  // the command's pid, which is its process group's ID
-	exited bool // the command was reaped and its group killed: Signal does nothing
-	code   int
 }
 
 var _ Handle = (*processHandle)(nil)
 
-// run starts cmd and waits for it. Pdeathsig is tied to the OS thread that
-// forked the child, not to the process: should that thread exit while the
-// child runs, the child would be killed. So the goroutine locks its thread
-// before the fork and keeps it until the child is reaped; a locked thread
-// is neither reused by other goroutines nor ended by the runtime.
+// run starts and waits for cmd (see procGroup.run); once it ended, what is
+// left in the output pipe is read for at most the drain time.
 func (h *processHandle) run(cmd *exec.Cmd, w *os.File, started chan<- error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	err := cmd.Start()
-	_ = w.Close() // the child holds its own copy
-	if err != nil {
-		started <- err
-		return
-	}
-	defer close(h.done)
-	h.mu.Lock()
-	h.pgid = cmd.Process.Pid
-	h.mu.Unlock()
-	started <- nil
-
-	_ = cmd.Wait() // the exit status is in ProcessState
-	code := -1
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
-		switch {
-		case ws.Signaled():
-			code = 128 + int(ws.Signal())
-		case ws.Exited():
-			code = ws.ExitStatus()
-		}
-	}
-	h.mu.Lock()
-	// Whatever is left of the group (background children) goes with the
-	// command, as on other schedulers; this also lets the output end.
-	_ = syscall.Kill(-h.pgid, syscall.SIGKILL)
-	h.exited = true
-	h.code = code
-	h.mu.Unlock()
-	_ = h.out.SetReadDeadline(time.Now().Add(h.drain))
+	h.procGroup.run(cmd, func() { _ = w.Close() }, func() {
+		_ = h.out.SetReadDeadline(time.Now().Add(h.drain))
+	}, started)
 }
 
 // Output implements Handle.
@@ -143,24 +104,7 @@ func (h *processHandle) Output() io.ReadCloser { return deadlineEOF{h.out} }
 func (h *processHandle) Done() <-chan struct{} { return h.done }
 
 // ExitCode implements Handle.
-func (h *processHandle) ExitCode() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.code
-}
-
-// Signal implements Handle: sig goes to the command's process group.
-func (h *processHandle) Signal(sig syscall.Signal) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.exited || h.pgid == 0 {
-		return nil
-	}
-	if err := syscall.Kill(-h.pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("signal process group %d: %w", h.pgid, err)
-	}
-	return nil
-}
+func (h *processHandle) ExitCode() int { return h.exitCode() }
 
 // deadlineEOF turns the drain deadline into the end of the stream.
 type deadlineEOF struct{ *os.File }

@@ -70,39 +70,49 @@ func validateTargetSpec(in api.TargetSpec, sizes *Sizes, providers []string, def
 	} else if v := *s.IdleSecondsBeforeScaledown; v < 0 || v > maxIdleSeconds {
 		return s, api.Invalid("idle_seconds_before_scaledown", "must be 0..%d, got %d", maxIdleSeconds, v)
 	}
+	if err := checkPlacementSpec(&s, providers, defaultProvider); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// checkPlacementSpec checks and defaults what clusters and instances share:
+// vm_priority, provider (and its exec commands), ssh public access,
+// preemption and its grace, and the description.
+func checkPlacementSpec(s *api.TargetSpec, providers []string, defaultProvider string) error {
 	switch s.VMPriority {
 	case "":
 		s.VMPriority = api.VMPriorityDedicated
 	case api.VMPriorityDedicated, api.VMPriorityLowPriority:
 	default:
-		return s, api.Invalid("vm_priority", "%q is not allowed; allowed: dedicated, lowpriority", s.VMPriority)
+		return api.Invalid("vm_priority", "%q is not allowed; allowed: dedicated, lowpriority", s.VMPriority)
 	}
 	if s.Provider == "" {
 		s.Provider = defaultProvider
 	}
 	if !contains(providers, s.Provider) {
-		return s, api.Invalid("provider", "%q is not configured on this head; available: %s", s.Provider, strings.Join(providers, ", "))
+		return api.Invalid("provider", "%q is not configured on this head; available: %s", s.Provider, strings.Join(providers, ", "))
 	}
-	if err := checkExecCommands(&s); err != nil {
-		return s, err
+	if err := checkExecCommands(s); err != nil {
+		return err
 	}
-	if err := checkPublicAccess(s); err != nil {
-		return s, err
+	if err := checkPublicAccess(*s); err != nil {
+		return err
 	}
 	switch s.Preemption {
 	case "":
 		s.Preemption = api.PreemptionNone
 	case api.PreemptionNone, api.PreemptionRequeue:
 	default:
-		return s, api.Invalid("preemption", "%q is not allowed; allowed: none, requeue", s.Preemption)
-	}
-	if len(s.Description) > 1024 {
-		return s, api.Invalid("description", "is longer than 1024 characters")
+		return api.Invalid("preemption", "%q is not allowed; allowed: none, requeue", s.Preemption)
 	}
 	if g := s.PreemptionGraceSeconds; g != nil && (*g < 0 || *g > api.MaxPreemptionGraceSeconds) {
-		return s, api.Invalid("preemption_grace_seconds", "must be 0..%d, got %d", api.MaxPreemptionGraceSeconds, *g)
+		return api.Invalid("preemption_grace_seconds", "must be 0..%d, got %d", api.MaxPreemptionGraceSeconds, *g)
 	}
-	return s, nil
+	if len(s.Description) > 1024 {
+		return api.Invalid("description", "is longer than 1024 characters")
+	}
+	return nil
 }
 
 func checkScale(minNodes, maxNodes int) error {

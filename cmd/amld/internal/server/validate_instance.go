@@ -32,37 +32,8 @@ func validateInstanceSpec(s api.TargetSpec, sizes *Sizes, providers []string, de
 	if v := s.IdleSecondsBeforeShutdown; v != nil && (*v < 0 || *v > maxIdleSeconds) {
 		return s, api.Invalid("idle_seconds_before_shutdown", "must be 0 (never)..%d, got %d", maxIdleSeconds, *v)
 	}
-	switch s.VMPriority {
-	case "":
-		s.VMPriority = api.VMPriorityDedicated
-	case api.VMPriorityDedicated, api.VMPriorityLowPriority:
-	default:
-		return s, api.Invalid("vm_priority", "%q is not allowed; allowed: dedicated, lowpriority", s.VMPriority)
-	}
-	if s.Provider == "" {
-		s.Provider = defaultProvider
-	}
-	if !contains(providers, s.Provider) {
-		return s, api.Invalid("provider", "%q is not configured on this head; available: %s", s.Provider, strings.Join(providers, ", "))
-	}
-	if err := checkExecCommands(&s); err != nil {
+	if err := checkPlacementSpec(&s, providers, defaultProvider); err != nil {
 		return s, err
-	}
-	if err := checkPublicAccess(s); err != nil {
-		return s, err
-	}
-	switch s.Preemption {
-	case "":
-		s.Preemption = api.PreemptionNone
-	case api.PreemptionNone, api.PreemptionRequeue:
-	default:
-		return s, api.Invalid("preemption", "%q is not allowed; allowed: none, requeue", s.Preemption)
-	}
-	if g := s.PreemptionGraceSeconds; g != nil && (*g < 0 || *g > api.MaxPreemptionGraceSeconds) {
-		return s, api.Invalid("preemption_grace_seconds", "must be 0..%d, got %d", api.MaxPreemptionGraceSeconds, *g)
-	}
-	if len(s.Description) > 1024 {
-		return s, api.Invalid("description", "is longer than 1024 characters")
 	}
 	return s, nil
 }
