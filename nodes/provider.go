@@ -21,6 +21,9 @@ type NodeSpec struct {
 	// JoinToken authenticates the agent's registration. It is a secret:
 	// never log it, never put it on a command line.
 	JoinToken string
+	// CACertPEM is the cluster CA the agent verifies the heads against
+	// (empty: the heads speak plain HTTP).
+	CACertPEM []byte
 }
 
 // Instance is a machine a provider reports as existing.

@@ -32,6 +32,11 @@ const (
 	MsgRunCancel          MsgType = 16 // RunCancelRequest
 	MsgLogAppend          MsgType = 17 // LogAppendRequest
 	MsgBlobPut            MsgType = 18 // BlobPutRequest
+
+	// Cluster membership and secrets (issue 3; numbers 30-39).
+	MsgHeadUpsert MsgType = 30 // HeadUpsertRequest
+	MsgHeadRemove MsgType = 31 // HeadRemoveRequest
+	MsgSecretsPut MsgType = 32 // SecretsPutRequest
 )
 
 // Credential kinds.

@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -29,6 +30,11 @@ type Config struct {
 	Logger *slog.Logger
 	// RaftDebug lets raft's debug and info lines through to Logger.
 	RaftDebug bool
+	// TLS, when set, makes the transport speak TLS: the config serves
+	// accepted connections and dials peers, so it must carry this
+	// server's certificate and verify the peer's (see package pki's
+	// PeerTLS). Nil means plain TCP.
+	TLS *tls.Config
 
 	// HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout and
 	// CommitTimeout are raft's timeouts (see raft.Config).

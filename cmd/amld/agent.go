@@ -14,7 +14,7 @@ import (
 
 func agentCmd() *cobra.Command {
 	var (
-		heads, nodeID, target, tokenFile, workDir, address, logLevel string
+		heads, nodeID, target, tokenFile, workDir, address, logLevel, caFile string
 		cpus, gpus                                                   int
 		memoryMB                                                     int64
 	)
@@ -52,6 +52,18 @@ exits cleanly.`,
 				cfg.Address = address
 			}
 			cfg.Logger = log.With("node", nodeID)
+			if caFile != "" {
+				hc, err := agentHTTPClient(caFile)
+				if err != nil {
+					return usageError{fmt.Errorf("--ca-file: %w", err)}
+				}
+				cfg.HTTPClient = hc
+				for i, h := range cfg.HeadAddrs {
+					if !strings.Contains(h, "://") {
+						cfg.HeadAddrs[i] = "https://" + strings.TrimSpace(h)
+					}
+				}
+			}
 			a, err := agent.New(cfg)
 			if err != nil {
 				return usageError{err}
@@ -75,6 +87,7 @@ exits cleanly.`,
 	fl.Int64Var(&memoryMB, "memory-mb", 0, "memory offered to runs in MiB (default: all)")
 	fl.IntVar(&gpus, "gpus", 0, "GPUs offered to runs (default: all found)")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&caFile, "ca-file", "", "the cluster CA's certificate, to verify the heads against (heads then speak https)")
 	return c
 }
 

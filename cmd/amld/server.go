@@ -23,6 +23,7 @@ type serverFlags struct {
 	logLevel     string
 	heartbeatTTL time.Duration
 	provTimeout  time.Duration
+	cluster      clusterFlags
 }
 
 func (f *serverFlags) register(c *cobra.Command, defaultDataDir string) {
@@ -35,6 +36,7 @@ func (f *serverFlags) register(c *cobra.Command, defaultDataDir string) {
 	c.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	c.Flags().DurationVar(&f.heartbeatTTL, "heartbeat-ttl", 10*time.Second, "a node not heard from for this long is unusable and its runs are requeued")
 	c.Flags().DurationVar(&f.provTimeout, "provisioning-timeout", 5*time.Minute, "a node whose agent has not registered after this long is unusable and replaced")
+	f.cluster.register(c)
 }
 
 // config turns the flags into a head configuration with a local provider.
@@ -59,6 +61,9 @@ func (f *serverFlags) config(stopNodesOnClose bool) (server.Config, *nodes.Local
 		cfg.ID = f.id
 	}
 	cfg.Logger = log
+	if err := f.cluster.apply(&cfg); err != nil {
+		return cfg, nil, err
+	}
 	cfg.HeartbeatTTL = f.heartbeatTTL
 	cfg.Autoscale.ProvisioningTimeout = f.provTimeout
 	if f.sizesFile != "" {

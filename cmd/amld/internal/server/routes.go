@@ -36,6 +36,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/agent/logs", s.guard(allowNode, s.handleAgentLogs))
 	mux.HandleFunc("POST /v1/agent/outputs", s.guard(allowNode, s.handleAgentOutputs))
 
+	s.clusterRoutes(mux)
 	mux.HandleFunc("/", notFoundHandler)
 	return mux
 }

@@ -1,0 +1,120 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/amld/amld/api"
+)
+
+// Forwarding: any head answers any request. Writes (every method but GET
+// and HEAD), consistent reads (?consistent=true) and snapshots are served
+// by the leader: a follower proxies them to it, marked with
+// forwardedHeader so that they are never forwarded twice. Other reads are
+// served from this head's state.
+const (
+	forwardedHeader = "X-Amld-Forwarded-By"
+	// leaderWait bounds how long a follower waits for a leader to be
+	// elected before it answers 503.
+	leaderWait = 5 * time.Second
+	// catchUpWait bounds how long a follower waits, after a forwarded
+	// write, to apply it itself (so the caller reads its own write here).
+	catchUpWait = 2 * time.Second
+)
+
+// localPaths are served by the head that gets them, whatever its role.
+var localPaths = map[string]bool{
+	"/v1/status":        true,
+	peerPath + "hello":  true,
+	peerPath + "invite": true,
+}
+
+func (s *Server) forwarding(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		local := localPaths[r.URL.Path]
+		if !s.storeIsOpen() {
+			switch {
+			case r.URL.Path == "/v1/status":
+				writeJSON(w, http.StatusOK, 0, api.Status{ID: s.cfg.ID, HeadStatus: api.HeadStatus{State: "Joining", APIAddr: s.URL()}})
+			case local:
+				next.ServeHTTP(w, r)
+			default:
+				s.writeError(w, r, api.Unavailable("this head is joining its cluster; retry"))
+			}
+			return
+		}
+		consistent := r.URL.Query().Get("consistent") == "true"
+		leaderOnly := (r.Method != http.MethodGet && r.Method != http.MethodHead) || consistent ||
+			r.URL.Path == "/v1/operator/snapshot"
+		if local || !leaderOnly {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.Header.Get(forwardedHeader) != "" || s.store.IsLeader() {
+			if consistent {
+				ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+				err := s.store.Barrier(ctx)
+				cancel()
+				if err != nil {
+					s.writeError(w, r, err)
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		s.proxyToLeader(w, r)
+	})
+}
+
+// proxyToLeader forwards r to the leader, waiting a moment for one to be
+// elected when none is known.
+func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request) {
+	deadline := time.Now().Add(leaderWait)
+	var leader string
+	for {
+		if s.store.IsLeader() { // became leader while waiting
+			r.Header.Set(forwardedHeader, s.cfg.ID)
+			s.forwarding(s.mux).ServeHTTP(w, r)
+			return
+		}
+		if leader = s.leaderAPI(); leader != "" {
+			break
+		}
+		if time.Now().After(deadline) || !sleepCtx(r.Context(), 25*time.Millisecond) {
+			s.writeError(w, r, api.Unavailable("no leader is known to this head; retry"))
+			return
+		}
+	}
+	target, err := url.Parse(leader)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = target.Host
+			pr.Out.Header.Set(forwardedHeader, s.cfg.ID)
+		},
+		Transport:     s.cluster.headClient().Transport,
+		FlushInterval: -1,
+		ModifyResponse: func(resp *http.Response) error {
+			if idx, _ := strconv.ParseUint(resp.Header.Get(api.IndexHeader), 10, 64); idx > 0 {
+				ctx, cancel := context.WithTimeout(r.Context(), catchUpWait)
+				s.store.WaitForIndex(ctx, idx-1)
+				cancel()
+			}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			s.log.Warn("forward to the leader failed", "leader", leader, "path", r.URL.Path, "err", err)
+			s.writeError(w, r, api.Unavailable("the leader did not answer; retry"))
+		},
+	}
+	rp.ServeHTTP(w, r)
+}
