@@ -15,8 +15,8 @@ import (
 func agentCmd() *cobra.Command {
 	var (
 		heads, nodeID, target, tokenFile, workDir, address, logLevel, caFile string
-		cpus, gpus                                                   int
-		memoryMB                                                     int64
+		cpus, gpus                                                           int
+		memoryMB                                                             int64
 	)
 	c := &cobra.Command{
 		Use:   "agent",
