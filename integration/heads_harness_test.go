@@ -29,8 +29,8 @@ import (
 
 // netLab is a bridge and the namespaces on it.
 type netLab struct {
-	t      testing.TB
-	prefix string // "aml" + 4 hex digits: every link and namespace name starts with it
+	t        testing.TB
+	prefix   string // "aml" + 4 hex digits: every link and namespace name starts with it
 	subnet   string // "10.231.X"
 	hosts    []string
 	iptables bool // a FORWARD rule was added

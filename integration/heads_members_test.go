@@ -3,8 +3,8 @@ package integration
 import (
 	"context"
 	"crypto/tls"
-	"net/http"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"

@@ -1,7 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -72,28 +76,57 @@ func (s *Server) forwarding(next http.Handler) http.Handler {
 }
 
 // proxyToLeader forwards r to the leader, waiting a moment for one to be
-// elected when none is known.
+// elected when none is known. When the leader cannot be dialed (it just
+// died; the request never reached it) it waits for the next leader and
+// tries again, within leaderWait.
 func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 	deadline := time.Now().Add(leaderWait)
-	var leader string
-	for {
-		if s.store.IsLeader() { // became leader while waiting
-			r.Header.Set(forwardedHeader, s.cfg.ID)
-			s.forwarding(s.mux).ServeHTTP(w, r)
+	var body []byte
+	if r.Body != nil && r.ContentLength >= 0 && r.ContentLength <= maxJSONBody {
+		b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxJSONBody))
+		if err != nil {
+			s.writeError(w, r, api.Invalid("body", "could not read the request: %v", err))
 			return
 		}
-		if leader = s.leaderAPI(); leader != "" {
-			break
-		}
-		if time.Now().After(deadline) || !sleepCtx(r.Context(), 25*time.Millisecond) {
-			s.writeError(w, r, api.Unavailable("no leader is known to this head; retry"))
-			return
-		}
+		body = b
 	}
+	failed := ""
+	for {
+		leader := ""
+		for {
+			if s.store.IsLeader() { // became leader while waiting
+				if body != nil {
+					r.Body = io.NopCloser(bytes.NewReader(body))
+				}
+				r.Header.Set(forwardedHeader, s.cfg.ID)
+				s.forwarding(s.mux).ServeHTTP(w, r)
+				return
+			}
+			if leader = s.leaderAPI(); leader != "" && leader != failed {
+				break
+			}
+			if time.Now().After(deadline) || !sleepCtx(r.Context(), 25*time.Millisecond) {
+				s.writeError(w, r, api.Unavailable("no leader is known to this head; retry"))
+				return
+			}
+		}
+		if body != nil {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		if !s.proxyOnce(w, r, leader, body != nil && time.Now().Before(deadline)) {
+			return
+		}
+		failed = leader
+	}
+}
+
+// proxyOnce forwards r to leader. It reports true, having written
+// nothing, when retry is allowed and the leader could not be dialed.
+func (s *Server) proxyOnce(w http.ResponseWriter, r *http.Request, leader string, retry bool) (dialFailed bool) {
 	target, err := url.Parse(leader)
 	if err != nil {
 		s.writeError(w, r, err)
-		return
+		return false
 	}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -112,9 +145,15 @@ func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			var op *net.OpError
+			if retry && errors.As(err, &op) && op.Op == "dial" {
+				dialFailed = true
+				return
+			}
 			s.log.Warn("forward to the leader failed", "leader", leader, "path", r.URL.Path, "err", err)
 			s.writeError(w, r, api.Unavailable("the leader did not answer; retry"))
 		},
 	}
 	rp.ServeHTTP(w, r)
+	return dialFailed
 }
