@@ -12,8 +12,6 @@ type HeadStatus struct {
 	// State is Leader, Follower, Candidate, Shutdown, or Joining (the head
 	// has not joined its cluster yet).
 	State string `json:"state,omitempty"`
-	// APIAddr is the head's API URL.
-	APIAddr string `json:"api_addr,omitempty"`
 	// Term is the Raft term the head is in.
 	Term uint64 `json:"term,omitempty"`
 	// AppliedIndex is the last log entry the head has applied.

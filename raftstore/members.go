@@ -156,3 +156,6 @@ func (s *Store) RestoreSnapshot(ctx context.Context, r io.Reader) error {
 
 // RaftAddr is the address peers reach this server's transport at.
 func (s *Store) RaftAddr() string { return string(s.transport.LocalAddr()) }
+
+// ID is this server's Raft ID.
+func (s *Store) ID() string { return s.id }

@@ -29,6 +29,7 @@ type Store struct {
 	transport *raft.NetworkTransport
 	bolt      *raftboltdb.BoltStore
 	dataDir   string
+	id        string
 
 	leaderCh chan bool
 	stop     chan struct{}
@@ -138,6 +139,7 @@ func Open(cfg Config) (*Store, error) {
 		transport: trans,
 		bolt:      bolt,
 		dataDir:   cfg.DataDir,
+		id:        cfg.ID,
 		leaderCh:  make(chan bool, 8),
 		stop:      make(chan struct{}),
 	}

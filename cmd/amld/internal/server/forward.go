@@ -43,7 +43,7 @@ func (s *Server) forwarding(next http.Handler) http.Handler {
 		if !s.storeIsOpen() {
 			switch {
 			case r.URL.Path == "/v1/status":
-				writeJSON(w, http.StatusOK, 0, api.Status{ID: s.cfg.ID, HeadStatus: api.HeadStatus{State: "Joining", APIAddr: s.URL()}})
+				writeJSON(w, http.StatusOK, 0, api.Status{ID: s.cfg.ID, HeadStatus: api.HeadStatus{State: "Joining"}})
 			case local:
 				next.ServeHTTP(w, r)
 			default:

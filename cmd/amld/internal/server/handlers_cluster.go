@@ -17,7 +17,7 @@ func (s *Server) statusView() api.Status {
 	h := s.store.Health()
 	st := api.Status{ID: s.cfg.ID, Leader: leader, Index: s.store.State().Index()}
 	st.HeadStatus = api.HeadStatus{
-		State: h.State, APIAddr: s.URL(), Term: h.Term, AppliedIndex: h.AppliedIndex,
+		State: h.State, Term: h.Term, AppliedIndex: h.AppliedIndex,
 		CommitIndex: h.CommitIndex, LastContactMS: -1, SnapshotRestores: h.Restores,
 	}
 	if !h.LastContact.IsZero() {

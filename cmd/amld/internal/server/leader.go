@@ -86,6 +86,9 @@ func (s *Server) leaderDuties(ctx context.Context) {
 	if err := s.ensureSecrets(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("store the cluster's secrets", "err", err)
 	}
+	if err := s.registerOnce(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("record this head's addresses", "err", err)
+	}
 	s.log.Info("leader duties started")
 	// Every registered node gets a full heartbeat TTL from now: the new
 	// leader has not heard from anyone yet.

@@ -305,7 +305,7 @@ func (s *Server) watchReady(ctx context.Context) {
 		st := s.store.WaitForIndex(wctx, idx)
 		cancel()
 		idx = st.Index()
-		if st.Meta() != nil && s.JoinToken() != "" && s.cluster.certified() {
+		if st.Meta() != nil && s.JoinToken() != "" && s.cluster.certified() && st.Head(s.cfg.ID) != nil {
 			s.readyOnce.Do(func() { close(s.ready) })
 			return
 		}
