@@ -135,6 +135,9 @@ func (a *app) exitCode(cmd *cobra.Command, err error) int {
 	if api.StatusOf(err) == http.StatusUnauthorized {
 		msg += " (check --token, " + envToken + " or the config file)"
 	}
+	if strings.Contains(msg, "HTTP request to an HTTPS server") || strings.Contains(msg, "certificate signed by unknown authority") {
+		msg += " (the heads speak TLS: give the cluster's CA certificate with --ca-file or " + envCAFile + ")"
+	}
 	fmt.Fprintf(a.stderr, "amlctl: %s\n", msg)
 	return 1
 }
