@@ -108,6 +108,10 @@ func TestTLSTransportReplicatesToVotersAddedLater(t *testing.T) {
 		cfg.ID = id
 		cfg.Bootstrap = i == 0
 		cfg.TLS = tc[id]
+		// Three servers on a loaded machine under -race: the defaults, not
+		// the single-server test's 50 ms.
+		d := DefaultConfig()
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
 		if i == 0 {
 			stores = append(stores, openLeader(t, cfg))
 			continue
