@@ -30,6 +30,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) ./raftstore
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRunSpec$$' -fuzztime $(FUZZTIME) ./cmd/amld/internal/server
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTargetSpec$$' -fuzztime $(FUZZTIME) ./cmd/amld/internal/server
+	$(GO) test -run '^$$' -fuzz '^FuzzOpenPeerMessage$$' -fuzztime $(FUZZTIME) ./cmd/amld/internal/server
 
 integration: build
 	AMLD_BIN=$(BIN) $(GO) test -count=1 -timeout 20m -v ./integration/ 2>&1 | tee $(CURDIR)/.integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}

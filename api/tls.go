@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
-	"strconv"
 	"time"
 )
 
@@ -57,5 +56,3 @@ func newIdempotencyKey() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
-
-var _ = strconv.Itoa

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/amld/amld/api"
 	"io"
 	"os"
 	"strconv"
@@ -104,7 +105,9 @@ func (s *Store) SaveSnapshot(w io.Writer) error {
 }
 
 // RestoreSnapshot replaces the whole cluster's state with a snapshot
-// written by SaveSnapshot. Only the leader may. The stream is checked in
+// written by SaveSnapshot. Only the leader may (ErrNotLeader); a stream
+// that is not a whole snapshot is refused with an *api.Error naming the
+// body, and changes nothing. The stream is checked in
 // full (spooled to a file in the data dir) before Raft sees it, since
 // Raft cannot back out of a restore that fails half way; the restored
 // state is stamped with the index of the restore, so blocking queries
@@ -123,7 +126,7 @@ func (s *Store) RestoreSnapshot(ctx context.Context, r io.Reader) error {
 	var h snapshotHeader
 	line, err := br.ReadBytes('\n')
 	if err != nil || json.Unmarshal(line, &h) != nil || h.Format != snapshotFormat || h.Version != snapshotVersion {
-		return fmt.Errorf("raftstore: restore: not an amld snapshot (want format %q version %d)", snapshotFormat, snapshotVersion)
+		return api.Invalid("body", "not an amld snapshot (want format %q version %d)", snapshotFormat, snapshotVersion)
 	}
 	h.Index = s.raft.LastIndex() + 1
 	hb, _ := json.Marshal(h)
@@ -138,7 +141,7 @@ func (s *Store) RestoreSnapshot(ctx context.Context, r io.Reader) error {
 		return err
 	}
 	if _, _, err := readSnapshot(tmp); err != nil {
-		return fmt.Errorf("raftstore: restore: %w", err)
+		return api.Invalid("body", "%v", err)
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return err

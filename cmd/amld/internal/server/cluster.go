@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -331,9 +330,7 @@ func (c *clusterState) throwawayCert() error {
 	if err != nil {
 		return err
 	}
-	_ = key
-	caKeyless := ca
-	certPEM, err := caKeyless.IssueHead(&key.PublicKey, "joining", c.hosts, time.Now())
+	certPEM, err := ca.IssueHead(&key.PublicKey, "joining", c.hosts, time.Now())
 	if err != nil {
 		return err
 	}
@@ -430,5 +427,3 @@ func (s *Server) headURLs() []string {
 
 // raftAddr is the Raft address peers reach this head at.
 func (s *Server) raftAddr() string { return s.store.RaftAddr() }
-
-var _ = strconv.Itoa

@@ -155,10 +155,7 @@ func (s *Server) handleSnapshotRestore(w http.ResponseWriter, r *http.Request) e
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 	defer cancel()
 	if err := s.store.RestoreSnapshot(ctx, r.Body); err != nil {
-		if err == raftstore.ErrNotLeader {
-			return err
-		}
-		return api.Invalid("body", "%v", err)
+		return err
 	}
 	s.log.Warn("the cluster's state was replaced by a restored snapshot")
 	writeJSON(w, http.StatusOK, s.store.State().Index(), struct{}{})
