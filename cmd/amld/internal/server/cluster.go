@@ -128,7 +128,7 @@ func (s *Server) setupCluster(ln net.Listener) error {
 			}
 		}
 	}
-	for _, a := range []string{s.addr, ln.Addr().String(), c.raftBind, c.raftAdvertise} {
+	for _, a := range []string{s.addr, cfg.Listen, ln.Addr().String(), c.raftBind, c.raftAdvertise} {
 		if h, _, err := net.SplitHostPort(a); err == nil && h != "" {
 			c.hosts = append(c.hosts, h)
 		}
