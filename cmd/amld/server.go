@@ -101,7 +101,13 @@ func serverCmd() *cobra.Command {
 		Long: `Run a head. On an empty data dir it bootstraps a new cluster and prints
 the admin token once (it is also kept, mode 0600, in DATA_DIR/admin.token).
 SIGTERM or SIGINT shuts it down cleanly; nodes made by the local provider
-keep running and are found again when the head restarts.`,
+keep running and are found again when the head restarts.
+
+The API and Raft speak TLS with certificates of the cluster's CA, made at
+bootstrap (clients verify against DATA_DIR/tls/ca.crt); --insecure-dev turns
+TLS off. Three or five heads with the same --cluster-key-file form one
+cluster: start each with --bootstrap-expect 3 --join <the others' API
+addresses>. See docs/cluster.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			cfg, local, err := f.config(false)
