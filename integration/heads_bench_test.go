@@ -108,13 +108,30 @@ func BenchmarkHeadsIdleElections(b *testing.B) {
 		return out
 	}
 	before := terms()
-	time.Sleep(idle)
+	// Watch the terms every 2 s and note each change with the load average,
+	// to tell elections from a starved machine from others.
+	last, end := before, time.Now().Add(idle)
+	for time.Now().Before(end) {
+		time.Sleep(2 * time.Second)
+		now := terms()
+		if !slices.Equal(now, last) {
+			load, _ := os.ReadFile("/proc/loadavg")
+			b.Logf("%s: terms %v → %v (load %s)", time.Now().Format("15:04:05"), last, now, strings.TrimSpace(string(load)))
+			last = now
+		}
+	}
 	after := terms()
 	elections := 0
 	for i := range before {
 		elections = max(elections, int(after[i]-before[i]))
 	}
 	b.Logf("idle for %s: terms %v → %v, leader %s → %s", idle, before, after, leader.id, c.leader().id)
+	for _, h := range c.heads {
+		out := h.out.String()
+		b.Logf("%s: %d lease step-downs, %d elections started on a heartbeat timeout", h.id,
+			strings.Count(out, "failed to contact quorum of nodes, stepping down"),
+			strings.Count(out, "heartbeat timeout reached, starting election")) // h1 has one from the bootstrap
+	}
 	b.ReportMetric(float64(elections), "elections")
 }
 

@@ -57,14 +57,14 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: short timeouts for a fast
-// single-server start and a failover under a second (measured in
-// BENCHMARKS.md, with no false election on an idle cluster), snapshots
-// every 8192 entries.
+// single-server start and a failover under a second, a leader lease as
+// long as the heartbeat timeout (it rode out a stalled machine best; see
+// BENCHMARKS.md), snapshots every 8192 entries.
 func DefaultConfig() Config {
 	return Config{
 		HeartbeatTimeout:   300 * time.Millisecond,
 		ElectionTimeout:    300 * time.Millisecond,
-		LeaderLeaseTimeout: 150 * time.Millisecond,
+		LeaderLeaseTimeout: 300 * time.Millisecond,
 		CommitTimeout:      50 * time.Millisecond,
 		SnapshotThreshold:  8192,
 		SnapshotInterval:   2 * time.Minute,

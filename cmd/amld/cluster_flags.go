@@ -37,7 +37,7 @@ func (f *clusterFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.tlsSANs, "tls-san", "", "extra host names or IPs for this head's certificate, comma-separated")
 	fl.DurationVar(&f.heartbeatTimeout, "raft-heartbeat-timeout", 0, "Raft heartbeat timeout (default 300ms)")
 	fl.DurationVar(&f.electionTimeout, "raft-election-timeout", 0, "Raft election timeout (default 300ms)")
-	fl.DurationVar(&f.leaseTimeout, "raft-lease-timeout", 0, "Raft leader lease timeout, at most the heartbeat timeout (default 150ms)")
+	fl.DurationVar(&f.leaseTimeout, "raft-lease-timeout", 0, "Raft leader lease timeout, at most the heartbeat timeout (default 300ms)")
 	fl.Uint64Var(&f.snapshotThreshold, "raft-snapshot-threshold", 0, "log entries between snapshots (default 8192)")
 	fl.DurationVar(&f.snapshotInterval, "raft-snapshot-interval", 0, "how often to check whether to snapshot (default 2m)")
 	fl.Uint64Var(&f.trailingLogs, "raft-trailing-logs", 0, "log entries kept after a snapshot for slow followers (default 10240)")
