@@ -43,6 +43,7 @@ type Client struct {
 	token      string
 	hc         *http.Client
 	consistent bool
+	seen       *indexSeen // the highest state index any answer carried
 
 	mu   sync.Mutex
 	next int // index of the address to try first
@@ -53,7 +54,7 @@ func NewClient(cfg Config) (*Client, error) {
 	if len(cfg.Addresses) == 0 {
 		return nil, errors.New("api: no head address given")
 	}
-	c := &Client{token: cfg.Token, hc: cfg.HTTPClient, consistent: cfg.Consistent}
+	c := &Client{token: cfg.Token, hc: cfg.HTTPClient, consistent: cfg.Consistent, seen: &indexSeen{}}
 	scheme := "http://"
 	if len(cfg.CACertPEM) > 0 {
 		scheme = "https://"
@@ -94,7 +95,7 @@ func NewClient(cfg Config) (*Client, error) {
 
 // WithToken returns a client that shares c's connections but sends token.
 func (c *Client) WithToken(token string) *Client {
-	return &Client{addrs: c.addrs, token: token, hc: c.hc, consistent: c.consistent}
+	return &Client{addrs: c.addrs, token: token, hc: c.hc, consistent: c.consistent, seen: c.seen}
 }
 
 // Addresses returns the head addresses the client uses.
@@ -207,6 +208,11 @@ func (c *Client) once(ctx context.Context, base string, req request, payload []b
 	if req.idempotencyKey != "" {
 		hr.Header.Set("Idempotency-Key", req.idempotencyKey)
 	}
+	if n := c.seen.get(); n > 0 {
+		// Never read a state older than one already seen, when a
+		// failover moves this client to a head that is behind.
+		hr.Header.Set(MinIndexHeader, strconv.FormatUint(n, 10))
+	}
 	if payload != nil {
 		hr.Header.Set("Content-Type", "application/json")
 	} else if req.raw != nil {
@@ -221,6 +227,7 @@ func (c *Client) once(ctx context.Context, base string, req request, payload []b
 	}
 	defer resp.Body.Close()
 	idx, _ := strconv.ParseUint(resp.Header.Get(IndexHeader), 10, 64)
+	c.seen.raise(idx)
 	if resp.StatusCode >= 300 {
 		return idx, decodeError(resp), resp.StatusCode == http.StatusServiceUnavailable
 	}

@@ -96,3 +96,26 @@ func TestClientAsksForConsistentReads(t *testing.T) {
 		t.Errorf("requests: %q", got)
 	}
 }
+
+// TestClientSendsTheHighestIndexItSaw: after an answer carrying index 42,
+// every later request (also of a WithToken copy) carries min index 42.
+func TestClientSendsTheHighestIndexItSaw(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Header.Get(MinIndexHeader))
+		if len(got) == 1 {
+			w.Header().Set(IndexHeader, "42")
+		} else {
+			w.Header().Set(IndexHeader, "7")
+		}
+		_, _ = io.WriteString(w, `[]`)
+	}))
+	defer srv.Close()
+	c, _ := NewClient(Config{Addresses: []string{srv.URL}})
+	_, _ = c.ListTargets(context.Background())
+	_, _ = c.ListTargets(context.Background())
+	_, _ = c.WithToken("other").ListTargets(context.Background())
+	if len(got) != 3 || got[0] != "" || got[1] != "42" || got[2] != "42" {
+		t.Errorf("min index headers sent: %q", got)
+	}
+}

@@ -4,8 +4,29 @@ import (
 	"context"
 	"io"
 	"net/url"
+	"sync/atomic"
 	"time"
 )
+
+// MinIndexHeader carries the highest state index a client has seen (from
+// IndexHeader). A head whose state is older waits for it to catch up, and
+// answers 503 if it does not soon, so that a client moved to another head
+// by a failover never reads a state older than one it already saw.
+const MinIndexHeader = "X-Amld-Min-Index"
+
+// indexSeen is the highest index a client (and its WithToken copies) saw.
+type indexSeen struct{ n atomic.Uint64 }
+
+func (s *indexSeen) get() uint64 { return s.n.Load() }
+
+func (s *indexSeen) raise(n uint64) {
+	for {
+		old := s.n.Load()
+		if n <= old || s.n.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
 
 // HeadStatus is a head's own view of Raft, part of Status.
 type HeadStatus struct {

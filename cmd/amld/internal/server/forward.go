@@ -55,6 +55,10 @@ func (s *Server) forwarding(next http.Handler) http.Handler {
 		leaderOnly := (r.Method != http.MethodGet && r.Method != http.MethodHead) || consistent ||
 			r.URL.Path == "/v1/operator/snapshot"
 		if local || !leaderOnly {
+			if err := s.waitMinIndex(r); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -73,6 +77,32 @@ func (s *Server) forwarding(next http.Handler) http.Handler {
 		}
 		s.proxyToLeader(w, r)
 	})
+}
+
+// minIndexWait bounds how long a head behind a client's min index waits
+// to catch up before answering 503 (the client then tries another head).
+const minIndexWait = 3 * time.Second
+
+// waitMinIndex holds a read until this head's state has reached the index
+// the client says it has seen (api.MinIndexHeader).
+func (s *Server) waitMinIndex(r *http.Request) error {
+	v := r.Header.Get(api.MinIndexHeader)
+	if v == "" {
+		return nil
+	}
+	want, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return api.Invalid(api.MinIndexHeader, "must be a non-negative integer, got %q", v)
+	}
+	if s.store.State().Index() >= want {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), minIndexWait)
+	defer cancel()
+	if s.store.WaitForIndex(ctx, want-1).Index() < want {
+		return api.Unavailable("this head has not caught up with index %d yet; retry", want)
+	}
+	return nil
 }
 
 // proxyToLeader forwards r to the leader, waiting a moment for one to be
