@@ -45,6 +45,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzAmlignore$$' -fuzztime $(FUZZTIME) ./cmd/amlctl
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAttachRequest$$' -fuzztime $(FUZZTIME) ./cmd/amld/internal/server
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFailure$$' -fuzztime $(FUZZTIME) ./mpi
+	$(GO) test -run '^$$' -fuzz '^FuzzOpenPeerMessage$$' -fuzztime $(FUZZTIME) ./cmd/amld/internal/server
 
 integration: build images
 	AMLD_BIN=$(BIN) $(GO) test -count=1 -timeout 20m -v ./integration/ 2>&1 | tee $(CURDIR)/.integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}

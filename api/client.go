@@ -28,13 +28,22 @@ type Config struct {
 	Token string
 	// HTTPClient is used when set (tests, TLS settings).
 	HTTPClient *http.Client
+	// CACertPEM is the cluster CA's certificate: heads' certificates are
+	// verified against it, and addresses without a scheme mean https.
+	// Ignored when HTTPClient is set (except for the scheme).
+	CACertPEM []byte
+	// Consistent makes every read go through the leader, after a barrier,
+	// instead of being answered from the state of whichever head answers.
+	Consistent bool
 }
 
 // Client calls an amld head's HTTP API. It is safe for concurrent use.
 type Client struct {
-	addrs []string
-	token string
-	hc    *http.Client
+	addrs      []string
+	token      string
+	hc         *http.Client
+	consistent bool
+	seen       *indexSeen // the highest state index any answer carried
 
 	mu   sync.Mutex
 	next int // index of the address to try first
@@ -45,14 +54,18 @@ func NewClient(cfg Config) (*Client, error) {
 	if len(cfg.Addresses) == 0 {
 		return nil, errors.New("api: no head address given")
 	}
-	c := &Client{token: cfg.Token, hc: cfg.HTTPClient}
+	c := &Client{token: cfg.Token, hc: cfg.HTTPClient, consistent: cfg.Consistent, seen: &indexSeen{}}
+	scheme := "http://"
+	if len(cfg.CACertPEM) > 0 {
+		scheme = "https://"
+	}
 	for _, a := range cfg.Addresses {
 		a = strings.TrimRight(strings.TrimSpace(a), "/")
 		if a == "" {
 			continue
 		}
 		if !strings.Contains(a, "://") {
-			a = "http://" + a
+			a = scheme + a
 		}
 		u, err := url.Parse(a)
 		if err != nil || u.Host == "" {
@@ -64,9 +77,15 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, errors.New("api: no head address given")
 	}
 	if c.hc == nil {
+		tc, err := tlsConfig(cfg.CACertPEM)
+		if err != nil {
+			return nil, err
+		}
 		c.hc = &http.Client{Transport: &http.Transport{
 			Proxy:               nil,
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:     tc,
+			TLSHandshakeTimeout: 10 * time.Second,
 			MaxIdleConnsPerHost: 128,
 			IdleConnTimeout:     90 * time.Second,
 		}}
@@ -76,7 +95,7 @@ func NewClient(cfg Config) (*Client, error) {
 
 // WithToken returns a client that shares c's connections but sends token.
 func (c *Client) WithToken(token string) *Client {
-	return &Client{addrs: c.addrs, token: token, hc: c.hc}
+	return &Client{addrs: c.addrs, token: token, hc: c.hc, consistent: c.consistent, seen: c.seen}
 }
 
 // Addresses returns the head addresses the client uses.
@@ -87,9 +106,14 @@ type request struct {
 	method string
 	path   string
 	query  url.Values
-	body   any       // JSON-encoded when set
-	raw    io.Reader // sent as is when set (only to the first head that answers)
-	out    any       // JSON-decoded into when set
+	body   any    // JSON-encoded when set
+	raw    []byte // sent as is when set
+	out    any    // JSON-decoded into when set
+	// idempotencyKey, when set, is sent as Idempotency-Key: the same on
+	// every retry, so a head can recognise a request it already carried out.
+	idempotencyKey string
+	// timeout bounds one try when ctx has no deadline (default: see once).
+	timeout time.Duration
 }
 
 // do runs req against the heads in turn, returning the answer's index header.
@@ -106,43 +130,88 @@ func (c *Client) do(ctx context.Context, req request) (uint64, error) {
 	start := c.next
 	c.mu.Unlock()
 	var lastErr error
-	for i := range c.addrs {
-		n := (start + i) % len(c.addrs)
-		idx, err, retry := c.once(ctx, c.addrs[n], req, payload)
-		if !retry {
-			if i > 0 {
-				c.mu.Lock()
-				c.next = n
-				c.mu.Unlock()
-			}
-			return idx, err
-		}
-		lastErr = err
-		if req.raw != nil || ctx.Err() != nil {
+	// Up to three rounds over the heads: an election takes about a second,
+	// during which heads answer 503 or not at all.
+	for round := range retryRounds {
+		if round > 0 && !sleepCtx(ctx, time.Duration(round)*300*time.Millisecond) {
 			break
+		}
+		for i := range c.addrs {
+			n := (start + i) % len(c.addrs)
+			idx, err, retry := c.once(ctx, c.addrs[n], req, payload)
+			if !retry {
+				if n != start {
+					c.mu.Lock()
+					c.next = n
+					c.mu.Unlock()
+				}
+				return idx, err
+			}
+			lastErr = err
+			if ctx.Err() != nil {
+				return 0, lastErr
+			}
 		}
 	}
 	return 0, lastErr
 }
 
+// retryRounds is how many times a call goes round the heads.
+const retryRounds = 3
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // once sends req to one head; retry says whether another head may answer.
 func (c *Client) once(ctx context.Context, base string, req request, payload []byte) (uint64, error, bool) {
+	q := req.query
+	if c.consistent && req.method == "GET" {
+		q = url.Values{}
+		for k, v := range req.query {
+			q[k] = v
+		}
+		q.Set("consistent", "true")
+	}
 	u := base + req.path
-	if len(req.query) > 0 {
-		u += "?" + req.query.Encode()
+	if len(q) > 0 {
+		u += "?" + q.Encode()
 	}
 	var body io.Reader
 	if payload != nil {
 		body = bytes.NewReader(payload)
 	} else if req.raw != nil {
-		body = req.raw
+		body = bytes.NewReader(req.raw)
 	}
-	hr, err := http.NewRequestWithContext(ctx, req.method, u, body)
+	callCtx := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		// A head that stops answering (a partition) must not hold the
+		// call forever: bound the try, and move on when it ends.
+		var cancel context.CancelFunc
+		callCtx, cancel = context.WithTimeout(ctx, tryTimeout(req))
+		defer cancel()
+	}
+	hr, err := http.NewRequestWithContext(callCtx, req.method, u, body)
 	if err != nil {
 		return 0, err, false
 	}
 	if c.token != "" {
 		hr.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if req.idempotencyKey != "" {
+		hr.Header.Set("Idempotency-Key", req.idempotencyKey)
+	}
+	if n := c.seen.get(); n > 0 {
+		// Never read a state older than one already seen, when a
+		// failover moves this client to a head that is behind.
+		hr.Header.Set(MinIndexHeader, strconv.FormatUint(n, 10))
 	}
 	if payload != nil {
 		hr.Header.Set("Content-Type", "application/json")
@@ -158,6 +227,7 @@ func (c *Client) once(ctx context.Context, base string, req request, payload []b
 	}
 	defer resp.Body.Close()
 	idx, _ := strconv.ParseUint(resp.Header.Get(IndexHeader), 10, 64)
+	c.seen.raise(idx)
 	if resp.StatusCode >= 300 {
 		return idx, decodeError(resp), resp.StatusCode == http.StatusServiceUnavailable
 	}
@@ -266,14 +336,14 @@ func (c *Client) ListVMSizes(ctx context.Context) ([]VMSize, error) {
 // MaxSourceBytes) and returns its reference for RunSpec.SourceID.
 func (c *Client) UploadSource(ctx context.Context, tgz []byte) (*BlobRef, error) {
 	var ref BlobRef
-	_, err := c.do(ctx, request{method: "POST", path: "/v1/blobs", raw: bytes.NewReader(tgz), out: &ref})
+	_, err := c.do(ctx, request{method: "POST", path: "/v1/blobs", raw: tgz, out: &ref})
 	return &ref, err
 }
 
 // SubmitRun queues a run.
 func (c *Client) SubmitRun(ctx context.Context, spec RunSpec) (*Run, error) {
 	var r Run
-	_, err := c.do(ctx, request{method: "POST", path: "/v1/runs", body: spec, out: &r})
+	_, err := c.do(ctx, request{method: "POST", path: "/v1/runs", body: spec, out: &r, idempotencyKey: newIdempotencyKey()})
 	return &r, err
 }
 
@@ -402,7 +472,7 @@ func (c *Client) AppendLog(ctx context.Context, l LogAppend) error {
 func (c *Client) UploadOutputs(ctx context.Context, k AttemptKey, tgz []byte) (*BlobRef, error) {
 	q := url.Values{"run": {k.RunID}, "attempt": {strconv.Itoa(k.Attempt)}, "node": {strconv.Itoa(k.NodeIndex)}}
 	var ref BlobRef
-	_, err := c.do(ctx, request{method: "POST", path: "/v1/agent/outputs", query: q, raw: bytes.NewReader(tgz), out: &ref})
+	_, err := c.do(ctx, request{method: "POST", path: "/v1/agent/outputs", query: q, raw: tgz, out: &ref})
 	return &ref, err
 }
 
@@ -417,6 +487,7 @@ type Status struct {
 	ID     string `json:"id"`
 	Leader string `json:"leader"`
 	Index  uint64 `json:"index"`
+	HeadStatus
 }
 
 // Status returns the answering head's status.

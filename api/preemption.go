@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/url"
@@ -53,7 +52,7 @@ func (c *Client) SimulateEviction(ctx context.Context, target string, req Evicti
 func (c *Client) UploadCheckpoint(ctx context.Context, k AttemptKey, tgz []byte) (*BlobRef, error) {
 	q := url.Values{"run": {k.RunID}, "attempt": {strconv.Itoa(k.Attempt)}, "node": {strconv.Itoa(k.NodeIndex)}}
 	var ref BlobRef
-	_, err := c.do(ctx, request{method: "POST", path: "/v1/agent/checkpoints", query: q, raw: bytes.NewReader(tgz), out: &ref})
+	_, err := c.do(ctx, request{method: "POST", path: "/v1/agent/checkpoints", query: q, raw: tgz, out: &ref})
 	return &ref, err
 }
 

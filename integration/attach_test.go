@@ -47,11 +47,6 @@ func detach(t *testing.T, h *head, d *sshd, name string) {
 	}
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
 // TestAttachRemoteMachineOverSSH attaches a real OpenSSH machine by key, by
 // key with passphrase and by password, refuses a wrong host key and a
 // second attachment of the same machine, runs a job on it, and leaves no

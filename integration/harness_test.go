@@ -106,7 +106,7 @@ func (h *head) url() string { return fmt.Sprintf("http://127.0.0.1:%d", h.port) 
 
 // start runs the server process (again, after a kill).
 func (h *head) start() {
-	args := append([]string{"server", "--data-dir", h.dataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", h.port), "--log-level", "debug"}, h.args...)
+	args := append([]string{"server", "--data-dir", h.dataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", h.port), "--log-level", "debug", "--insecure-dev"}, h.args...)
 	h.cmd = exec.Command(filepath.Join(binDir, "amld"), args...)
 	if h.out == nil {
 		h.out = &syncBuffer{}

@@ -168,6 +168,14 @@ func (l *Local) Create(ctx context.Context, spec NodeSpec) (string, error) {
 		return "", fmt.Errorf("local provider: %w", err)
 	}
 	defer devnull.Close()
+	var caArgs []string
+	if len(spec.CACertPEM) > 0 {
+		caFile := filepath.Join(dir, "ca.crt")
+		if err := os.WriteFile(caFile, spec.CACertPEM, 0o600); err != nil {
+			return "", fmt.Errorf("local provider: write CA file: %w", err)
+		}
+		caArgs = []string{"--ca-file", caFile}
+	}
 	res := spec.Size.Resources()
 	argv := []string{l.cfg.Binary, "agent",
 		"--head", strings.Join(heads, ","),
@@ -179,6 +187,7 @@ func (l *Local) Create(ctx context.Context, spec NodeSpec) (string, error) {
 		"--memory-mb", strconv.FormatInt(res.MemoryMB, 10),
 		"--gpus", strconv.Itoa(res.GPUs),
 	}
+	argv = append(argv, caArgs...)
 	argv = append(argv, l.cfg.ExtraArgs...)
 
 	l.mu.Lock()

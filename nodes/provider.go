@@ -33,6 +33,9 @@ type NodeSpec struct {
 	// node's machine while the node lives (an instance's
 	// --ssh-public-access; ssh provider).
 	AuthorizedKey string
+	// CACertPEM is the cluster CA the agent verifies the heads against
+	// (empty: the heads speak plain HTTP).
+	CACertPEM []byte
 }
 
 // Instance is a machine a provider reports as existing.

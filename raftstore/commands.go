@@ -33,6 +33,11 @@ const (
 	MsgLogAppend          MsgType = 17 // LogAppendRequest
 	MsgBlobPut            MsgType = 18 // BlobPutRequest
 
+	// Cluster membership and secrets (issue 3; numbers 30-39).
+	MsgHeadUpsert MsgType = 30 // HeadUpsertRequest
+	MsgHeadRemove MsgType = 31 // HeadRemoveRequest
+	MsgSecretsPut MsgType = 32 // SecretsPutRequest
+
 	// Attached machines, instances and the ssh and exec providers (80–89).
 	MsgHostAttach   MsgType = 80 // HostAttachRequest
 	MsgHostDetach   MsgType = 81 // HostDetachRequest

@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -29,6 +30,11 @@ type Config struct {
 	Logger *slog.Logger
 	// RaftDebug lets raft's debug and info lines through to Logger.
 	RaftDebug bool
+	// TLS, when set, makes the transport speak TLS: the config serves
+	// accepted connections and dials peers, so it must carry this
+	// server's certificate and verify the peer's (see package pki's
+	// PeerTLS). Nil means plain TCP.
+	TLS *tls.Config
 
 	// HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout and
 	// CommitTimeout are raft's timeouts (see raft.Config).
@@ -51,12 +57,14 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: short timeouts for a fast
-// single-server start and fast failover, snapshots every 8192 entries.
+// single-server start and a failover under a second, a leader lease as
+// long as the heartbeat timeout (it rode out a stalled machine best; see
+// BENCHMARKS.md), snapshots every 8192 entries.
 func DefaultConfig() Config {
 	return Config{
-		HeartbeatTimeout:   500 * time.Millisecond,
-		ElectionTimeout:    500 * time.Millisecond,
-		LeaderLeaseTimeout: 250 * time.Millisecond,
+		HeartbeatTimeout:   300 * time.Millisecond,
+		ElectionTimeout:    300 * time.Millisecond,
+		LeaderLeaseTimeout: 300 * time.Millisecond,
 		CommitTimeout:      50 * time.Millisecond,
 		SnapshotThreshold:  8192,
 		SnapshotInterval:   2 * time.Minute,

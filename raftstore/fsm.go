@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/amld/amld/api"
@@ -22,6 +23,8 @@ import (
 type FSM struct {
 	logger *slog.Logger
 	db     *memdb.MemDB // written only by Apply and Restore
+
+	restores atomic.Int64 // snapshots restored (installed from the leader or a backup)
 
 	mu      sync.Mutex
 	state   *State        // the latest published view
@@ -148,6 +151,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	f.db = db
+	f.restores.Add(1)
 	f.publish(index)
 	return nil
 }
@@ -236,6 +240,9 @@ func (a *applier) dispatch(t MsgType, req any) error {
 	case *NodeProviderRequest:
 		return a.nodeProvider(r)
 	default:
+		if ok, err := a.dispatchCluster(req); ok {
+			return err
+		}
 		return fmt.Errorf("raftstore: no handler for %v (%T)", t, req)
 	}
 }

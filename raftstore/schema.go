@@ -142,6 +142,7 @@ func newSchema() *memdb.DBSchema {
 			return keys
 		}},
 	}
+	addClusterTables(tables, id)
 	for name, t := range tables {
 		t.Name = name
 	}

@@ -92,6 +92,8 @@ func scenario(h *harness) {
 	h.must(MsgBlobPut, &BlobPutRequest{Blob: &Blob{ID: "src-1", SHA256: "abc", Data: []byte{0, 1, 2, 255}, CreatedAt: h.tick()}})
 	h.must(MsgNodeDown, &NodeDownRequest{NodeID: "n-3", State: api.NodeUnusable, Reason: "missed its deadline", Time: h.tick()})
 	h.must(MsgHostAttach, &HostAttachRequest{Host: testHost("dsvm", api.HostRemote, "SHA256:aaa"), Target: remoteTarget("dsvm"), Time: h.tick()})
+	h.must(MsgHeadUpsert, &HeadUpsertRequest{Head: Head{ID: "h1", APIAddr: "https://10.0.0.1:7070", RaftAddr: "10.0.0.1:7071", Since: h.tick()}})
+	h.must(MsgSecretsPut, &SecretsPutRequest{Secrets: Secrets{CACertPEM: "pem", SealedCAKey: []byte{1}, SealedJoinToken: []byte{2}}})
 }
 
 func TestSnapshotRoundTripRestoresEveryTable(t *testing.T) {

@@ -28,6 +28,8 @@ type Store struct {
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
 	bolt      *raftboltdb.BoltStore
+	dataDir   string
+	id        string
 
 	leaderCh chan bool
 	stop     chan struct{}
@@ -88,7 +90,7 @@ func Open(cfg Config) (*Store, error) {
 			return fail(err)
 		}
 	}
-	trans, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, advertise, 3, 10*time.Second, hl.Named("transport"))
+	trans, err := newTransport(cfg, advertise, hl.Named("transport"))
 	if err != nil {
 		return fail(fmt.Errorf("raftstore: listen on %s: %w", cfg.BindAddr, err))
 	}
@@ -136,6 +138,8 @@ func Open(cfg Config) (*Store, error) {
 		raft:      r,
 		transport: trans,
 		bolt:      bolt,
+		dataDir:   cfg.DataDir,
+		id:        cfg.ID,
 		leaderCh:  make(chan bool, 8),
 		stop:      make(chan struct{}),
 	}

@@ -23,6 +23,7 @@ const (
 	envAddr   = "AMLCTL_ADDR"
 	envToken  = "AMLCTL_TOKEN"
 	envConfig = "AMLCTL_CONFIG"
+	envCAFile = "AMLCTL_CA_FILE"
 )
 
 // defaultConfigPath is where `amld dev` writes the config, under the
@@ -57,6 +58,8 @@ type app struct {
 
 	// Global flags.
 	addr, token, configPath, output string
+	caFile                          string
+	consistent                      bool
 }
 
 // fileConfig is the config file `amld dev` writes (mode 0600).
@@ -64,6 +67,8 @@ type fileConfig struct {
 	// Address is a head address, or several separated by commas.
 	Address string `json:"address"`
 	Token   string `json:"token"`
+	// CAFile is the cluster CA's certificate file.
+	CAFile string `json:"ca_file,omitempty"`
 }
 
 // usageError is a mistake in how amlctl was called; amlctl exits 2.
@@ -130,6 +135,9 @@ func (a *app) exitCode(cmd *cobra.Command, err error) int {
 	if api.StatusOf(err) == http.StatusUnauthorized {
 		msg += " (check --token, " + envToken + " or the config file)"
 	}
+	if strings.Contains(msg, "HTTP request to an HTTPS server") || strings.Contains(msg, "certificate signed by unknown authority") {
+		msg += " (the heads speak TLS: give the cluster's CA certificate with --ca-file or " + envCAFile + ")"
+	}
 	fmt.Fprintf(a.stderr, "amlctl: %s\n", msg)
 	return 1
 }
@@ -157,7 +165,9 @@ authenticates with --token, ` + envToken + ` or the config file.`,
 	pf.StringVar(&a.token, "token", "", "API token (env "+envToken+")")
 	pf.StringVar(&a.configPath, "config", "", "config file (env "+envConfig+", default "+defaultConfigShown+")")
 	pf.StringVarP(&a.output, "output", "o", outputTable, "output format: table or json")
-	root.AddCommand(a.computeCmd(), a.jobCmd(), a.whoamiCmd(), a.userCmd())
+	pf.StringVar(&a.caFile, "ca-file", "", "the cluster CA's certificate, to verify the heads against (env "+envCAFile+")")
+	pf.BoolVar(&a.consistent, "consistent", false, "read through the leader, after every committed write (default: any head's state)")
+	root.AddCommand(a.computeCmd(), a.jobCmd(), a.whoamiCmd(), a.userCmd(), a.serverCmd(), a.operatorCmd())
 	return root
 }
 
@@ -277,7 +287,11 @@ func (a *app) client() (*api.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return api.NewClient(api.Config{Addresses: addrs, Token: token, HTTPClient: a.httpClient})
+	caPEM, err := a.caPEM()
+	if err != nil {
+		return nil, err
+	}
+	return api.NewClient(api.Config{Addresses: addrs, Token: token, HTTPClient: a.httpClient, CACertPEM: caPEM, Consistent: a.consistent})
 }
 
 // jsonOut reports whether -o json was asked for.

@@ -16,7 +16,7 @@ import (
 func agentCmd() *cobra.Command {
 	var (
 		heads, nodeID, target, tokenFile, workDir, address, logLevel string
-		sshListen, rshClient                                         string
+		sshListen, rshClient, caFile                                 string
 		cpus, gpus                                                   int
 		memoryMB                                                     int64
 		printInventory                                               bool
@@ -92,6 +92,18 @@ agent sees it (CPUs, memory, GPUs) and exits.`,
 			defer closeRT()
 			cfg.Runtimes = rts
 			cfg.KeepContainers = dk.keep
+			if caFile != "" {
+				hc, err := agentHTTPClient(caFile)
+				if err != nil {
+					return usageError{fmt.Errorf("--ca-file: %w", err)}
+				}
+				cfg.HTTPClient = hc
+				for i, h := range cfg.HeadAddrs {
+					if !strings.Contains(h, "://") {
+						cfg.HeadAddrs[i] = "https://" + strings.TrimSpace(h)
+					}
+				}
+			}
 			a, err := agent.New(cfg)
 			if err != nil {
 				return usageError{err}
@@ -127,6 +139,7 @@ agent sees it (CPUs, memory, GPUs) and exits.`,
 		"how often a changed $AML_CHECKPOINT_DIR of a running attempt is uploaded to the head")
 	fl.StringVar(&sshListen, "ssh-listen", "", "where the SSH server for MPI runs listens, host:port (default: the --address host, a free port)")
 	fl.StringVar(&rshClient, "rsh-client", "", "the rsh client mpirun runs (default: amld-rsh beside amld)")
+	fl.StringVar(&caFile, "ca-file", "", "the cluster CA's certificate, to verify the heads against (heads then speak https)")
 	return c
 }
 

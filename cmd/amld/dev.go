@@ -43,6 +43,7 @@ SIGTERM or SIGINT stops the nodes and the head.`,
 				defer os.RemoveAll(dir)
 				f.dataDir = dir
 			}
+			f.cluster.insecureDev = true
 			cfg, provs, err := f.config(true)
 			if err != nil {
 				return err

@@ -35,7 +35,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), agentCmd(), devCmd(), rshCmd(), &cobra.Command{
+	root.AddCommand(serverCmd(), agentCmd(), devCmd(), rshCmd(), keygenCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Run:   func(*cobra.Command, []string) { fmt.Println("amld", version) },

@@ -31,6 +31,7 @@ type serverFlags struct {
 	docker    dockerServerFlags
 	// preemptionGrace is --preemption-grace.
 	preemptionGrace time.Duration
+	cluster         clusterFlags
 }
 
 func (f *serverFlags) register(c *cobra.Command, defaultDataDir string) {
@@ -48,6 +49,7 @@ func (f *serverFlags) register(c *cobra.Command, defaultDataDir string) {
 	f.docker.register(c.Flags())
 	c.Flags().DurationVar(&f.preemptionGrace, "preemption-grace", api.DefaultPreemptionGraceSeconds*time.Second,
 		"SIGTERM-to-SIGKILL grace of an attempt whose node is evicted or that is preempted, on targets without preemption_grace_seconds")
+	f.cluster.register(c)
 }
 
 // config turns the flags into a head configuration with a local provider,
@@ -73,6 +75,9 @@ func (f *serverFlags) config(stopNodesOnClose bool) (server.Config, *providerSet
 		cfg.ID = f.id
 	}
 	cfg.Logger = log
+	if err := f.cluster.apply(&cfg); err != nil {
+		return cfg, nil, err
+	}
 	cfg.HeartbeatTTL = f.heartbeatTTL
 	cfg.Autoscale.ProvisioningTimeout = f.provTimeout
 	cfg.PreemptionGrace = f.preemptionGrace
@@ -126,7 +131,13 @@ func serverCmd() *cobra.Command {
 		Long: `Run a head. On an empty data dir it bootstraps a new cluster and prints
 the admin token once (it is also kept, mode 0600, in DATA_DIR/admin.token).
 SIGTERM or SIGINT shuts it down cleanly; nodes made by the local provider
-keep running and are found again when the head restarts.`,
+keep running and are found again when the head restarts.
+
+The API and Raft speak TLS with certificates of the cluster's CA, made at
+bootstrap (clients verify against DATA_DIR/tls/ca.crt); --insecure-dev turns
+TLS off. Three or five heads with the same --cluster-key-file form one
+cluster: start each with --bootstrap-expect 3 --join <the others' API
+addresses>. See docs/cluster.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			cfg, provs, err := f.config(false)

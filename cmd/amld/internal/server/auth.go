@@ -39,7 +39,7 @@ func (s *Server) authenticate(r *http.Request) (identity, error) {
 	st := s.store.State()
 	cred := st.Credential(hashToken(strings.TrimSpace(tok)))
 	if cred == nil {
-		if st.Index() < s.catchUp {
+		if st.Index() < s.catchUp || st.Meta() == nil {
 			// After a restart the log is replayed once a leader is known;
 			// until then a valid token may not be known yet.
 			return identity{}, api.Unavailable("this head is still loading its state; retry shortly")

@@ -179,7 +179,7 @@ func (e *executor) createNode(ctx context.Context, prov nodes.Provider, t *api.T
 	s.log.Info("creating node", "target", t.Name, "node", n.ID, "provider", prov.Name())
 	spec := nodes.NodeSpec{
 		NodeID: n.ID, Target: t.Name, Size: size, Priority: t.VMPriority,
-		HeadAddrs: []string{s.URL()}, JoinToken: s.JoinToken(),
+		HeadAddrs: s.headURLs(), JoinToken: s.JoinToken(), CACertPEM: s.cluster.CAPEM(),
 		Host: n.Host,
 	}
 	if t.Type == api.KindInstance {
@@ -352,6 +352,9 @@ func (e *executor) reconcile(ctx context.Context, name string, prov nodes.Provid
 		if n.State == api.NodeLeaving || n.State == api.NodeUnusable || n.State == api.NodePreempted {
 			delete(missing, n.ID)
 			continue
+		}
+		if k, ok := prov.(nodes.Knower); ok && !k.Knows(n.ID) {
+			continue // made by another head's provider; heartbeats tell if it is lost
 		}
 		if time.Since(n.CreatedAt) < 10*time.Second {
 			continue

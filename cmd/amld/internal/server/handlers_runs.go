@@ -92,9 +92,17 @@ func (s *Server) handleSubmitRun(w http.ResponseWriter, r *http.Request) error {
 	if spec.SourceID != "" && st.Blob(spec.SourceID) == nil {
 		return api.Invalid("source_id", "no uploaded source %q", spec.SourceID)
 	}
+	id, idemKey := newID("run"), r.Header.Get(idempotencyHeader)
+	if idemKey != "" {
+		id = idempotentID("run", identityOf(r.Context()).name, idemKey)
+		if old := st.Run(id); old != nil {
+			writeJSON(w, http.StatusCreated, st.Index(), old)
+			return nil
+		}
+	}
 	run := &api.Run{
 		RunSpec:     spec,
-		ID:          newID("run"),
+		ID:          id,
 		Owner:       identityOf(r.Context()).name,
 		State:       api.RunQueued,
 		Request:     req,
@@ -107,6 +115,10 @@ func (s *Server) handleSubmitRun(w http.ResponseWriter, r *http.Request) error {
 	}
 	idx, err := s.apply(r.Context(), raftstore.MsgRunSubmit, &raftstore.RunSubmitRequest{Run: run, SSHKey: key})
 	if err != nil {
+		if old := s.store.State().Run(id); idemKey != "" && api.StatusOf(err) == http.StatusConflict && old != nil {
+			writeJSON(w, http.StatusCreated, s.store.State().Index(), old)
+			return nil
+		}
 		return err
 	}
 	writeJSON(w, http.StatusCreated, idx, s.store.State().Run(run.ID))

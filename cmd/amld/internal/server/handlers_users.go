@@ -8,8 +8,7 @@ import (
 )
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
-	_, leader := s.store.Leader()
-	writeJSON(w, http.StatusOK, 0, api.Status{ID: s.cfg.ID, Leader: leader, Index: s.store.State().Index()})
+	writeJSON(w, http.StatusOK, 0, s.statusView())
 }
 
 func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request) error {

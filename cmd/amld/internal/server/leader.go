@@ -77,11 +77,17 @@ func (s *Server) leaderDuties(ctx context.Context) {
 			return
 		}
 	}
-	if s.cfg.Bootstrap {
+	if s.cluster.bootstrapper {
 		if err := s.bootstrap(ctx); err != nil {
 			s.log.Error("bootstrap failed", "err", err)
 			return
 		}
+	}
+	if err := s.ensureSecrets(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("store the cluster's secrets", "err", err)
+	}
+	if err := s.registerOnce(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("record this head's addresses", "err", err)
 	}
 	s.log.Info("leader duties started")
 	// Every registered node gets a full heartbeat TTL from now: the new
@@ -91,7 +97,7 @@ func (s *Server) leaderDuties(ctx context.Context) {
 
 	ex := newExecutor(s)
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){s.scheduleLoop, ex.autoscaleLoop, s.livenessLoop, ex.orphanLoop, ex.evictionLoop} {
+	for _, loop := range []func(context.Context){s.scheduleLoop, ex.autoscaleLoop, s.livenessLoop, ex.orphanLoop, ex.evictionLoop, s.headsLoop} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

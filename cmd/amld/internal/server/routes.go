@@ -48,6 +48,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/agent/checkpoints", s.guard(allowNode, s.handleAgentCheckpointPut))
 	mux.HandleFunc("GET /v1/agent/checkpoints", s.guard(allowNode, s.handleAgentCheckpointGet))
 
+	s.clusterRoutes(mux)
 	mux.HandleFunc("/", notFoundHandler)
 	return mux
 }

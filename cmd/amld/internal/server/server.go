@@ -53,6 +53,8 @@ type Config struct {
 	Autoscale autoscale.Config
 	// Raft tunes consensus (ID, DataDir and addresses are filled in).
 	Raft raftstore.Config
+	// Cluster says how this head finds its peers, and its TLS.
+	Cluster ClusterConfig
 	// Logger receives the head's logs (never a secret).
 	Logger *slog.Logger
 	// Stdout is where the admin token is printed, once, at bootstrap.
@@ -74,6 +76,7 @@ func DefaultConfig() Config {
 		PreemptionGrace: api.DefaultPreemptionGraceSeconds * time.Second,
 		Autoscale:       autoscale.DefaultConfig(),
 		Raft:            raftstore.DefaultConfig(),
+		Cluster:         ClusterConfig{BootstrapExpect: 1},
 	}
 }
 
@@ -95,6 +98,9 @@ func (c *Config) Validate() error {
 	}
 	if _, ok := c.Providers[c.DefaultProvider]; !ok {
 		return fmt.Errorf("default provider: %q is not configured", c.DefaultProvider)
+	}
+	if err := c.Cluster.Validate(); err != nil {
+		return err
 	}
 	return c.Autoscale.Validate()
 }
@@ -125,6 +131,13 @@ type Server struct {
 	sealer *sealer
 	// agentBinary is the amld binary installed on attached machines.
 	agentBinary string
+	// cluster holds the multi-head machinery: TLS material, the cluster
+	// key, the forwarding proxy (cluster.go).
+	cluster *clusterState
+	// storeOpen is closed once store is set: a joining head serves only
+	// the peer protocol and /v1/status before.
+	storeOpen chan struct{}
+	mux       http.Handler // the API's routes, behind forwarding
 	// catchUp is the last log index on disk at start: until the state has
 	// applied it, an unknown token may just not be loaded yet (503, not 401).
 	catchUp uint64
@@ -163,58 +176,56 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	addr := cfg.Advertise
-	if addr == "" {
-		addr = ln.Addr().String()
-	}
-	rc := cfg.Raft
-	rc.ID = cfg.ID
-	rc.DataDir = filepath.Join(cfg.DataDir, "raft")
-	rc.Bootstrap = cfg.Bootstrap
-	rc.Logger = cfg.Logger.With("component", "raft")
-	if rc.BindAddr == "" {
-		rc.BindAddr = cfg.RaftAddr
-	}
-	if rc.BindAddr == "" {
-		rc.BindAddr, err = nextPort(ln.Addr().String())
-		if err != nil {
-			ln.Close()
-			return nil, err
-		}
-	}
-	store, err := raftstore.Open(rc)
-	if err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("open state: %w", err)
-	}
 	s := &Server{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		store: store,
-		ln:    ln,
-		addr:  addr,
-		ready: make(chan struct{}),
-		hb:    newHeartbeats(),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		ready:     make(chan struct{}),
+		hb:        newHeartbeats(),
+		storeOpen: make(chan struct{}),
 
 		sealer:      sl,
 		agentBinary: agentBin,
 	}
 	if err := s.addStateProviders(); err != nil {
-		store.Close()
 		ln.Close()
 		return nil, err
 	}
-	s.catchUp = store.Raft().LastIndex()
+	if err := s.setupCluster(ln); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, joinTokenFile)); err == nil {
 		s.joinToken = strings.TrimSpace(string(b))
 	}
+	s.mux = s.routes()
 	s.http = &http.Server{
-		Handler:           accessLog(s.log, s.routes()),
+		Handler:           accessLog(s.log, s.forwarding(s.mux)),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
+}
+
+// openStore opens the Raft state (once this head's TLS material, if any,
+// is in place) and lets the API serve it.
+func (s *Server) openStore(bootstrap bool) error {
+	rc := s.cfg.Raft
+	rc.ID = s.cfg.ID
+	rc.DataDir = filepath.Join(s.cfg.DataDir, "raft")
+	rc.Bootstrap = bootstrap
+	rc.Logger = s.cfg.Logger.With("component", "raft")
+	rc.BindAddr = s.cluster.raftBind
+	rc.AdvertiseAddr = s.cluster.raftAdvertise
+	rc.TLS = s.cluster.peerTLS
+	store, err := raftstore.Open(rc)
+	if err != nil {
+		return fmt.Errorf("open state: %w", err)
+	}
+	s.store = store
+	s.catchUp = store.Raft().LastIndex()
+	close(s.storeOpen)
+	return nil
 }
 
 // nextPort returns host:port+1 of addr (the default Raft address).
@@ -233,8 +244,13 @@ func nextPort(addr string) (string, error) {
 // Addr is the API address agents and clients use.
 func (s *Server) Addr() string { return s.addr }
 
-// URL is the API base URL.
-func (s *Server) URL() string { return "http://" + s.addr }
+// URL is the API base URL (https unless Cluster.InsecureDev).
+func (s *Server) URL() string {
+	if s.cfg.Cluster.InsecureDev {
+		return "http://" + s.addr
+	}
+	return "https://" + s.addr
+}
 
 // Ready is closed once the cluster is bootstrapped and this head can serve.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
@@ -262,24 +278,41 @@ func (s *Server) Run(ctx context.Context) error {
 			cancel()
 		}
 	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.leadershipLoop(ctx)
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.watchReady(ctx)
-	}()
 	s.log.Info("amld head serving", "api", s.URL(), "id", s.cfg.ID)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.joinCluster(ctx); err != nil {
+			if ctx.Err() == nil {
+				select {
+				case errc <- err:
+				default:
+				}
+				cancel()
+			}
+			return
+		}
+		var lwg sync.WaitGroup
+		for _, loop := range []func(context.Context){s.leadershipLoop, s.watchReady, s.registerLoop} {
+			lwg.Add(1)
+			go func() {
+				defer lwg.Done()
+				loop(ctx)
+			}()
+		}
+		lwg.Wait()
+	}()
 
 	<-ctx.Done()
 	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stop()
 	_ = s.http.Shutdown(shutdownCtx)
 	wg.Wait()
-	err := s.store.Close()
+	s.cluster.close()
+	var err error
+	if s.storeIsOpen() {
+		err = s.store.Close()
+	}
 	select {
 	case e := <-errc:
 		return e
@@ -301,15 +334,21 @@ func (s *Server) watchReady(ctx context.Context) {
 		st := s.store.WaitForIndex(wctx, idx)
 		cancel()
 		idx = st.Index()
-		if st.Meta() != nil && s.JoinToken() != "" {
+		if st.Meta() != nil && s.JoinToken() != "" && s.cluster.certified() && st.Head(s.cfg.ID) != nil {
 			s.readyOnce.Do(func() { close(s.ready) })
 			return
 		}
 	}
 }
 
-// JoinToken returns the agents' join token (a secret; never log it).
+// JoinToken returns the agents' join token (a secret; never log it): the
+// one sealed in the replicated state, else the one this head made.
 func (s *Server) JoinToken() string {
+	if s.storeIsOpen() {
+		if tok := s.cluster.joinTokenOf(s.store.State()); tok != "" {
+			return tok
+		}
+	}
 	s.joinMu.RLock()
 	defer s.joinMu.RUnlock()
 	return s.joinToken
@@ -338,6 +377,9 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		Time:           time.Now().UTC(),
 	})
 	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := s.ensureSecrets(ctx); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	fmt.Fprintf(s.cfg.Stdout, "amld: new cluster bootstrapped.\nAdmin token (shown once; kept for the operator in %s, mode 0600):\n\n    %s\n\n",

@@ -84,6 +84,7 @@ func startTestServer(t testing.TB) *testServer {
 	cfg.ID = "head-1"
 	cfg.Providers = map[string]nodes.Provider{"fake": prov}
 	cfg.DefaultProvider = "fake"
+	cfg.Cluster.InsecureDev = true
 	out := &lockedBuffer{}
 	cfg.Stdout = out
 	if testing.Verbose() {

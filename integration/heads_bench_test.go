@@ -1,0 +1,204 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/amld/amld/api"
+)
+
+// The multi-head benchmarks (BENCHMARKS.md). Each runs its measurement
+// once, whatever b.N is: `make bench` runs them with -benchtime 1x.
+
+// benchFlags are extra head flags from AMLD_BENCH_HEAD_FLAGS (space
+// separated), to compare Raft timeouts.
+func benchFlags() []string { return strings.Fields(os.Getenv("AMLD_BENCH_HEAD_FLAGS")) }
+
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(q*float64(len(s))))]
+}
+
+// BenchmarkHeadsFailover: kill -9 of the leader to the next acknowledged
+// submit that was sent after the kill, over 10 trials. Four clients
+// submit without pause, each starting at a different head.
+func BenchmarkHeadsFailover(b *testing.B) {
+	c := startCluster(b, 3, benchFlags()...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if _, err := c.client().CreateTarget(ctx, api.TargetSpec{Name: "bench", VMSize: "cpu-2", MaxNodes: 1}); err != nil {
+		b.Fatal(err)
+	}
+	var firstAck atomic.Int64 // unix nanos of the first ack of a submit sent after killedAt
+	var killedAt atomic.Int64
+	sctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		var heads []*nhead
+		for j := range c.heads {
+			heads = append(heads, c.heads[(i+j)%3])
+		}
+		cl := c.client(heads...)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for sctx.Err() == nil {
+				sent := time.Now().UnixNano()
+				_, err := cl.SubmitRun(sctx, api.RunSpec{Target: "bench", Command: []string{"true"}, Resources: &api.Resources{CPUs: 1, MemoryMB: 64}})
+				if err == nil && killedAt.Load() != 0 && sent > killedAt.Load() {
+					firstAck.CompareAndSwap(0, time.Now().UnixNano())
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	var trials []time.Duration
+	for trial := range 10 {
+		old := c.leader()
+		time.Sleep(500 * time.Millisecond)
+		firstAck.Store(0)
+		t0 := time.Now()
+		killedAt.Store(t0.UnixNano())
+		old.kill9()
+		waitFor(b, time.Minute, "an acknowledged submit", func() (bool, string) { return firstAck.Load() != 0, "" })
+		d := time.Duration(firstAck.Load() - t0.UnixNano())
+		killedAt.Store(0)
+		trials = append(trials, d)
+		b.Logf("trial %d: killed %s, next acknowledged submit after %s", trial+1, old.id, d.Round(time.Millisecond))
+		old.start()
+		c.waitVoters(3)
+	}
+	stop()
+	wg.Wait()
+	b.Logf("failover over %d trials: median %s, max %s", len(trials), quantile(trials, 0.5).Round(time.Millisecond), slices.Max(trials).Round(time.Millisecond))
+	b.ReportMetric(float64(quantile(trials, 0.5).Milliseconds()), "median-ms")
+	b.ReportMetric(float64(slices.Max(trials).Milliseconds()), "max-ms")
+}
+
+// BenchmarkHeadsIdleElections: an idle 3-head cluster for
+// AMLD_IDLE_SECONDS (default 150) must keep its leader and term.
+func BenchmarkHeadsIdleElections(b *testing.B) {
+	idle := 150 * time.Second
+	if v, err := strconv.Atoi(os.Getenv("AMLD_IDLE_SECONDS")); err == nil && v > 0 {
+		idle = time.Duration(v) * time.Second
+	}
+	c := startCluster(b, 3, benchFlags()...)
+	leader := c.leader()
+	terms := func() []uint64 {
+		var out []uint64
+		for _, h := range c.heads {
+			st, err := c.status(h)
+			if err != nil {
+				b.Fatal(err)
+			}
+			out = append(out, st.Term)
+		}
+		return out
+	}
+	before := terms()
+	// Watch the terms every 2 s and note each change with the load average,
+	// to tell elections from a starved machine from others.
+	last, end := before, time.Now().Add(idle)
+	for time.Now().Before(end) {
+		time.Sleep(2 * time.Second)
+		now := terms()
+		if !slices.Equal(now, last) {
+			load, _ := os.ReadFile("/proc/loadavg")
+			b.Logf("%s: terms %v → %v (load %s)", time.Now().Format("15:04:05"), last, now, strings.TrimSpace(string(load)))
+			last = now
+		}
+	}
+	after := terms()
+	elections := 0
+	for i := range before {
+		elections = max(elections, int(after[i]-before[i]))
+	}
+	b.Logf("idle for %s: terms %v → %v, leader %s → %s", idle, before, after, leader.id, c.leader().id)
+	for _, h := range c.heads {
+		out := h.out.String()
+		b.Logf("%s: %d lease step-downs, %d elections started on a heartbeat timeout", h.id,
+			strings.Count(out, "failed to contact quorum of nodes, stepping down"),
+			strings.Count(out, "heartbeat timeout reached, starting election")) // h1 has one from the bootstrap
+	}
+	b.ReportMetric(float64(elections), "elections")
+}
+
+// submitLoad runs clients goroutines submitting for d, each with a client
+// made by mk(i), and returns the submits/s and the latencies.
+func submitLoad(b *testing.B, clients int, d time.Duration, mk func(i int) *api.Client, target string) (float64, []time.Duration, int) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var mu sync.Mutex
+	var lat []time.Duration
+	var errs atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range clients {
+		cl := mk(i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				_, err := cl.SubmitRun(ctx, api.RunSpec{Target: target, Command: []string{"true"}, Resources: &api.Resources{CPUs: 1, MemoryMB: 64}})
+				if err != nil {
+					if ctx.Err() == nil {
+						errs.Add(1)
+					}
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return float64(len(lat)) / time.Since(start).Seconds(), lat, int(errs.Load())
+}
+
+// BenchmarkHeadsSubmitThroughput: 64 concurrent clients submit runs over
+// TLS to a 3-head cluster (fsync on), first all to the leader, then spread
+// over the three heads (followers forward to the leader).
+func BenchmarkHeadsSubmitThroughput(b *testing.B) {
+	c := startCluster(b, 3, benchFlags()...)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	// max_nodes 1: the runs mostly queue, as in a burst of submits.
+	if _, err := c.client().CreateTarget(ctx, api.TargetSpec{Name: "bench", VMSize: "cpu-2", MaxNodes: 1}); err != nil {
+		b.Fatal(err)
+	}
+	d := 10 * time.Second
+	leader := c.leader()
+	for _, mode := range []string{"leader", "spread"} {
+		rate, lat, errs := submitLoad(b, 64, d, func(i int) *api.Client {
+			if mode == "leader" {
+				return c.client(leader)
+			}
+			var heads []*nhead
+			for j := range c.heads {
+				heads = append(heads, c.heads[(i+j)%3])
+			}
+			return c.client(heads...)
+		}, "bench")
+		b.Logf("%s: %.0f submits/s over %s, p50 %s, p99 %s, %d errors (64 clients, TLS, 3 heads)", mode, rate, d,
+			quantile(lat, 0.5).Round(10*time.Microsecond), quantile(lat, 0.99).Round(10*time.Microsecond), errs)
+		b.ReportMetric(rate, mode+"-submits/s")
+		b.ReportMetric(float64(quantile(lat, 0.99).Microseconds())/1000, mode+"-p99-ms")
+	}
+	fmt.Fprintln(os.Stderr)
+}
