@@ -37,6 +37,7 @@ const (
 // In-container paths of a node container.
 const (
 	nodeTokenPath  = "/run/amld/join.token"
+	nodeCAPath     = "/run/amld/ca.crt"
 	nodeSocketPath = "/var/run/docker.sock"
 )
 
@@ -244,6 +245,28 @@ func (d *Docker) Create(ctx context.Context, spec NodeSpec) (string, error) {
 	if err := os.Chmod(tokenFile, 0o600); err != nil {
 		return "", fmt.Errorf("docker provider: %w", err)
 	}
+	binds := []string{
+		d.socket + ":" + nodeSocketPath,
+		tokenFile + ":" + nodeTokenPath + ":ro",
+		work + ":" + work,
+	}
+	var tlsArgs []string
+	if len(spec.CACertPEM) > 0 {
+		// The heads speak TLS: the agent checks them against the cluster
+		// CA, under the name the head's certificate carries (the gateway
+		// address it dials may not be in it).
+		caFile := filepath.Join(dir, "ca.crt")
+		if err := os.WriteFile(caFile, spec.CACertPEM, 0o644); err != nil {
+			return "", fmt.Errorf("docker provider: write the cluster CA: %w", err)
+		}
+		binds = append(binds, caFile+":"+nodeCAPath+":ro")
+		tlsArgs = []string{"--ca-file", nodeCAPath}
+		if len(heads) > 0 {
+			if host, _, err := splitHeadURL(heads[0]); err == nil && forward != "" {
+				tlsArgs = append(tlsArgs, "--tls-server-name", host)
+			}
+		}
+	}
 	res := spec.Size.Resources()
 	cmd := []string{"agent",
 		"--head", strings.Join(headURLs, ","),
@@ -258,6 +281,7 @@ func (d *Docker) Create(ctx context.Context, spec NodeSpec) (string, error) {
 		"--docker-network", "container:" + name,
 		"--docker-label", labelHead + "=" + d.instance,
 	}
+	cmd = append(cmd, tlsArgs...)
 	labels := d.labels("node")
 	labels[labelNode] = spec.NodeID
 	labels[labelTarget] = spec.Target
@@ -274,11 +298,7 @@ func (d *Docker) Create(ctx context.Context, spec NodeSpec) (string, error) {
 		Labels:   labels,
 	}
 	hc := &container.HostConfig{
-		Binds: []string{
-			d.socket + ":" + nodeSocketPath,
-			tokenFile + ":" + nodeTokenPath + ":ro",
-			work + ":" + work,
-		},
+		Binds:       binds,
 		NetworkMode: container.NetworkMode(netName),
 		LogConfig:   container.LogConfig{Type: "json-file"},
 	}
@@ -406,7 +426,11 @@ func (d *Docker) headURLs(heads []string, gw string) (urls []string, forward str
 		if forward == "" {
 			forward = listen + ">" + dst
 		}
-		urls = append(urls, "http://"+listen)
+		scheme := "http"
+		if strings.HasPrefix(h, "https://") {
+			scheme = "https"
+		}
+		urls = append(urls, scheme+"://"+listen)
 	}
 	return urls, forward, nil
 }

@@ -113,8 +113,11 @@ const (
 	EnvGPUs          = "AMLD_GPUS"
 	EnvHeadAddrs     = "AMLD_HEAD_ADDRS"
 	EnvJoinTokenFile = "AMLD_JOIN_TOKEN_FILE"
-	EnvAgentBinary   = "AMLD_AGENT_BINARY"
-	EnvProviderID    = "AMLD_PROVIDER_ID"
+	// EnvCAFile is the path of the cluster CA's certificate, set when the
+	// heads speak TLS: the agent needs it as --ca-file.
+	EnvCAFile      = "AMLD_CA_FILE"
+	EnvAgentBinary = "AMLD_AGENT_BINARY"
+	EnvProviderID  = "AMLD_PROVIDER_ID"
 )
 
 // Create implements Provider: it runs the target's create script and
@@ -154,6 +157,15 @@ func (p *Exec) Create(ctx context.Context, spec NodeSpec) (string, error) {
 		EnvHeadAddrs + "=" + strings.Join(spec.HeadAddrs, ","),
 		EnvJoinTokenFile + "=" + tokenFile,
 		EnvAgentBinary + "=" + p.cfg.AgentBinary,
+	}
+	if len(spec.CACertPEM) > 0 {
+		// The heads speak TLS: the script hands the agent the cluster CA
+		// (amld agent --ca-file "$AMLD_CA_FILE").
+		caFile := filepath.Join(dir, "ca.crt")
+		if err := os.WriteFile(caFile, spec.CACertPEM, 0o644); err != nil {
+			return "", fmt.Errorf("exec provider: write the cluster CA: %w", err)
+		}
+		env = append(env, EnvCAFile+"="+caFile)
 	}
 	out, err := p.run(ctx, "create", cmds.Create, dir, env, spec.JoinToken)
 	if err != nil {

@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -109,6 +110,14 @@ func (p *SSH) Create(ctx context.Context, spec NodeSpec) (string, error) {
 	cmd := "sh -c " + shellQuote(writeToken) + " sh " + shellQuote(spec.NodeID) + " " + shellQuote(spec.Target)
 	if _, err := runRemote(ctx, c, cmd, strings.NewReader(spec.JoinToken+"\n")); err != nil {
 		return "", fmt.Errorf("write the join token on %s: %w", h.Name, err)
+	}
+	if len(spec.CACertPEM) > 0 {
+		// The heads speak TLS: the agent checks them against the cluster CA.
+		writeCA := `umask 022; cat > "$HOME/.amld/nodes/$1/ca.crt"`
+		cmd := "sh -c " + shellQuote(writeCA) + " sh " + shellQuote(spec.NodeID)
+		if _, err := runRemote(ctx, c, cmd, bytes.NewReader(spec.CACertPEM)); err != nil {
+			return "", fmt.Errorf("write the cluster CA on %s: %w", h.Name, err)
+		}
 	}
 	if spec.AuthorizedKey != "" {
 		line, err := authorizedLine(spec.AuthorizedKey, spec.NodeID)
@@ -301,6 +310,7 @@ umask 077
 mkdir -p "$dir" "$work" "$data"
 [ -s "$dir/join.token" ] || { echo "no join token in $dir" >&2; exit 1; }
 set -- "$base/bin/amld" agent --node-id "$node" --join-token-file "$dir/join.token" --work-dir "$work" "$@"
+if [ -s "$dir/ca.crt" ]; then set -- "$@" --ca-file "$dir/ca.crt"; fi
 if [ "$mode" = systemd ]; then
   unit="amld-agent-$node.service"; units="${AMLD_SYSTEMD_DIR:-/etc/systemd/system}"
   if [ "$(id -u)" = 0 ]; then S=""; else S="sudo -n"; fi

@@ -16,7 +16,7 @@ import (
 func agentCmd() *cobra.Command {
 	var (
 		heads, nodeID, target, tokenFile, workDir, address, logLevel string
-		sshListen, rshClient, caFile                                 string
+		sshListen, rshClient, caFile, tlsServerName                  string
 		cpus, gpus                                                   int
 		memoryMB                                                     int64
 		printInventory                                               bool
@@ -93,7 +93,7 @@ agent sees it (CPUs, memory, GPUs) and exits.`,
 			cfg.Runtimes = rts
 			cfg.KeepContainers = dk.keep
 			if caFile != "" {
-				hc, err := agentHTTPClient(caFile)
+				hc, err := agentHTTPClient(caFile, tlsServerName)
 				if err != nil {
 					return usageError{fmt.Errorf("--ca-file: %w", err)}
 				}
@@ -139,6 +139,7 @@ agent sees it (CPUs, memory, GPUs) and exits.`,
 		"how often a changed $AML_CHECKPOINT_DIR of a running attempt is uploaded to the head")
 	fl.StringVar(&sshListen, "ssh-listen", "", "where the SSH server for MPI runs listens, host:port (default: the --address host, a free port)")
 	fl.StringVar(&rshClient, "rsh-client", "", "the rsh client mpirun runs (default: amld-rsh beside amld)")
+	fl.StringVar(&tlsServerName, "tls-server-name", "", "the name the heads' certificates are checked against, when the address dialed is not in them (the docker provider's gateway)")
 	fl.StringVar(&caFile, "ca-file", "", "the cluster CA's certificate, to verify the heads against (heads then speak https)")
 	return c
 }

@@ -11,7 +11,7 @@ import (
 
 // agentHTTPClient is the agent's client to the heads, verifying their
 // certificates against the cluster CA in caFile.
-func agentHTTPClient(caFile string) (*http.Client, error) {
+func agentHTTPClient(caFile, serverName string) (*http.Client, error) {
 	caPEM, err := api.ReadCAFile(caFile)
 	if err != nil {
 		return nil, err
@@ -19,6 +19,9 @@ func agentHTTPClient(caFile string) (*http.Client, error) {
 	tc, err := pki.ClientTLS(caPEM)
 	if err != nil {
 		return nil, err
+	}
+	if serverName != "" {
+		tc.ServerName = serverName
 	}
 	return &http.Client{Transport: &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

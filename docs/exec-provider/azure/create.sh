@@ -49,6 +49,16 @@ if [ -n "${AMLD_AZ_LOCATION:-}" ]; then
 fi
 
 token=$(cat "$AMLD_JOIN_TOKEN_FILE")
+# When the heads speak TLS, the agent checks them against the cluster CA.
+ca_flag=""
+ca_file_entry=""
+if [ -n "${AMLD_CA_FILE:-}" ]; then
+  ca_flag="--ca-file /etc/amld/ca.crt"
+  ca_file_entry="  - path: /etc/amld/ca.crt
+    permissions: '0644'
+    encoding: b64
+    content: $(base64 -w0 < "$AMLD_CA_FILE")"
+fi
 umask 077
 cloud_init=$(mktemp)
 trap 'rm -f "$cloud_init"' EXIT
@@ -58,6 +68,7 @@ write_files:
   - path: /etc/amld/join.token
     permissions: '0600'
     content: "$token"
+$ca_file_entry
   - path: /etc/systemd/system/amld-agent.service
     permissions: '0644'
     content: |
@@ -66,7 +77,7 @@ write_files:
       After=network-online.target
       Wants=network-online.target
       [Service]
-      ExecStart=/usr/local/bin/amld agent --head $AMLD_HEAD_ADDRS --node-id $AMLD_NODE_NAME --target $AMLD_TARGET --join-token-file /etc/amld/join.token --work-dir /var/lib/amld-agent --cpus $AMLD_CPUS --memory-mb $AMLD_MEMORY_MB --gpus $AMLD_GPUS
+      ExecStart=/usr/local/bin/amld agent --head $AMLD_HEAD_ADDRS --node-id $AMLD_NODE_NAME --target $AMLD_TARGET --join-token-file /etc/amld/join.token --work-dir /var/lib/amld-agent --cpus $AMLD_CPUS --memory-mb $AMLD_MEMORY_MB --gpus $AMLD_GPUS $ca_flag
       Restart=on-failure
       RestartSec=2
       KillMode=mixed

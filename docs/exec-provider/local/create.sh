@@ -22,6 +22,12 @@ printf '%s\n' "$AMLD_TARGET" > "$dir/target"
 # The agent reads the token from its own copy, which lives as long as the
 # machine; amld removes its file when the node is deleted.
 cp "$AMLD_JOIN_TOKEN_FILE" "$dir/join.token"
+# When the heads speak TLS, the agent checks them against the cluster CA.
+set --
+if [ -n "${AMLD_CA_FILE:-}" ]; then
+  cp "$AMLD_CA_FILE" "$dir/ca.crt"
+  set -- --ca-file "$dir/ca.crt"
+fi
 # Start the agent in a session of its own, with no tie to this script's
 # output (a machine left running must not hold the script's pipes).
 setsid "$AMLD_AGENT_BINARY" agent \
@@ -30,7 +36,7 @@ setsid "$AMLD_AGENT_BINARY" agent \
     --target "$AMLD_TARGET" \
     --join-token-file "$dir/join.token" \
     --work-dir "$dir/work" \
-    --cpus "$AMLD_CPUS" --memory-mb "$AMLD_MEMORY_MB" --gpus "$AMLD_GPUS" \
+    --cpus "$AMLD_CPUS" --memory-mb "$AMLD_MEMORY_MB" --gpus "$AMLD_GPUS" "$@" \
     </dev/null >>"$dir/agent.log" 2>&1 &
 echo $! > "$dir/pid"
 echo "local-$!"

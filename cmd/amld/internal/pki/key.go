@@ -89,6 +89,16 @@ func WriteKeyFile(path string, k Key) error {
 	return os.Rename(tmp, path)
 }
 
+// Derive returns a 32-byte key for purpose, derived from k (HKDF-SHA256):
+// every holder of the cluster key derives the same one.
+func (k Key) Derive(purpose string) []byte {
+	sub, err := hkdf.Key(sha256.New, k.b[:], nil, purpose, 32)
+	if err != nil {
+		panic(err) // only for lengths out of range
+	}
+	return sub
+}
+
 // aead derives the AES-256-GCM of a purpose.
 func (k Key) aead(purpose string) cipher.AEAD {
 	sub, err := hkdf.Key(sha256.New, k.b[:], nil, purpose, 32)

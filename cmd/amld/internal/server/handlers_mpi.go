@@ -71,7 +71,7 @@ func attemptSSH(st *raftstore.State, run *api.Run, a *api.Attempt, sl *sealer) *
 	}
 	priv, err := runPrivateKey(k, sl)
 	if err != nil {
-		// A head without the secrets key that sealed it (see
+		// A head with another cluster key than the one that sealed it (see
 		// docs/remote-and-instances.md) hands out no key: mpirun cannot
 		// reach the other nodes and the run fails naming them.
 		return &api.AttemptSSH{User: run.ID, PublicKey: k.Public}

@@ -8,22 +8,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strings"
 )
 
-// secretsKeyFile holds the AES-256 key that seals the credentials kept in
-// the replicated state (attached machines' SSH keys, passphrases and
-// passwords): DATA_DIR/secrets.key, 64 hex digits, mode 0600. A head makes
-// it at first start. Every head of a cluster must hold the same file: copy
-// it to a new head's data dir before it joins (docs/remote-and-instances.md).
-const secretsKeyFile = "secrets.key"
+// sealerPurpose names the key the sealer derives from the cluster key
+// (DATA_DIR/cluster.key, or --cluster-key-file): every head holds the same
+// cluster key, so every head opens what another sealed.
+const sealerPurpose = "amld state secrets v1"
 
 // errSecretsKeyMismatch means a record was sealed under another key than
-// this head's secrets.key.
-var errSecretsKeyMismatch = errors.New("sealed under another secrets key")
+// this head's (another cluster key).
+var errSecretsKeyMismatch = errors.New("sealed under another cluster key")
 
 // sealer seals and opens secrets with AES-256-GCM under the head's key.
 // A sealed value is a random 12-byte nonce followed by the ciphertext and
@@ -35,38 +29,7 @@ type sealer struct {
 	id string
 }
 
-// openSealer reads DATA_DIR/secrets.key, making it when it is missing. A
-// key readable by group or others is refused.
-func openSealer(dataDir string) (*sealer, error) {
-	path := filepath.Join(dataDir, secretsKeyFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		key := make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return nil, fmt.Errorf("make %s: %w", secretsKeyFile, err)
-		}
-		if err := writeSecret(path, hex.EncodeToString(key)); err != nil {
-			return nil, err
-		}
-		b, err = os.ReadFile(path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", secretsKeyFile, err)
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", secretsKeyFile, err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s is mode %04o: it must be readable by its owner only (chmod 600 %s)", path, st.Mode().Perm(), path)
-	}
-	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(key) != 32 {
-		return nil, fmt.Errorf("%s must hold 64 hex digits (a 256-bit key)", path)
-	}
-	return newSealer(key)
-}
-
+// newSealer returns a sealer under key (32 bytes).
 func newSealer(key []byte) (*sealer, error) {
 	block, err := aes.NewCipher(key)
 	if err != nil {
@@ -92,7 +55,7 @@ func (s *sealer) seal(plain, aad []byte) ([]byte, error) {
 // open decrypts a value sealed under the key keyID names, bound to aad.
 func (s *sealer) open(keyID string, sealed, aad []byte) ([]byte, error) {
 	if keyID != s.id {
-		return nil, fmt.Errorf("%w (key %s, this head's is %s): copy secrets.key from the head that attached it into this head's data dir", errSecretsKeyMismatch, keyID, s.id)
+		return nil, fmt.Errorf("%w (key %s, this head's is %s): every head must hold the same cluster key (cluster.key)", errSecretsKeyMismatch, keyID, s.id)
 	}
 	n := s.aead.NonceSize()
 	if len(sealed) < n+s.aead.Overhead() {

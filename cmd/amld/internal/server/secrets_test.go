@@ -3,21 +3,17 @@ package server
 import (
 	"bytes"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/amld/amld/cmd/amld/internal/pki"
 )
 
 func TestSealerRoundTripBindsTheRecord(t *testing.T) {
-	dir := t.TempDir()
-	s, err := openSealer(dir)
+	key := pki.GenerateKey()
+	s, err := newSealer(key.Derive(sealerPurpose))
 	if err != nil {
 		t.Fatal(err)
-	}
-	st, err := os.Stat(filepath.Join(dir, secretsKeyFile))
-	if err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("key file mode %v %v", st.Mode().Perm(), err)
 	}
 	secret := []byte(`{"password":"hunter2"}`)
 	sealed, err := s.seal(secret, hostAAD("dsvm", "SHA256:a"))
@@ -35,42 +31,20 @@ func TestSealerRoundTripBindsTheRecord(t *testing.T) {
 	if _, err := s.open(s.id, sealed, hostAAD("other", "SHA256:a")); err == nil {
 		t.Fatal("opened under another host's name")
 	}
-	// The same key file opens it after a restart; another head's key says so.
-	again, err := openSealer(dir)
+	// Another head with the same cluster key opens it; a head with another
+	// cluster key says so.
+	again, err := newSealer(key.Derive(sealerPurpose))
 	if err != nil || again.id != s.id {
-		t.Fatalf("reopen: %v", err)
+		t.Fatalf("same cluster key: %v", err)
 	}
 	if _, err := again.open(s.id, sealed, hostAAD("dsvm", "SHA256:a")); err != nil {
 		t.Fatal(err)
 	}
-	other, err := openSealer(t.TempDir())
+	other, err := newSealer(pki.GenerateKey().Derive(sealerPurpose))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.open(s.id, sealed, hostAAD("dsvm", "SHA256:a")); !errors.Is(err, errSecretsKeyMismatch) || !strings.Contains(err.Error(), "copy secrets.key") {
+	if _, err := other.open(s.id, sealed, hostAAD("dsvm", "SHA256:a")); !errors.Is(err, errSecretsKeyMismatch) || !strings.Contains(err.Error(), "cluster key") {
 		t.Fatalf("open with another key: %v", err)
-	}
-}
-
-func TestSecretsKeyReadableByOthersIsRefused(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := openSealer(dir); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, secretsKeyFile)
-	if err := os.Chmod(p, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := openSealer(dir); err == nil || !strings.Contains(err.Error(), "chmod 600") {
-		t.Fatalf("loose key accepted: %v", err)
-	}
-	if err := os.WriteFile(p, []byte("not hex"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(p, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := openSealer(dir); err == nil || !strings.Contains(err.Error(), "64 hex digits") {
-		t.Fatalf("bad key accepted: %v", err)
 	}
 }

@@ -127,7 +127,8 @@ type Server struct {
 	readyOnce sync.Once
 
 	hb *heartbeats
-	// sealer seals attached machines' credentials (DATA_DIR/secrets.key).
+	// sealer seals the secrets kept in the state (attached machines'
+	// credentials, runs' SSH keys) under a key derived from the cluster key.
 	sealer *sealer
 	// agentBinary is the amld binary installed on attached machines.
 	agentBinary string
@@ -164,10 +165,6 @@ func New(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	sl, err := openSealer(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
 	agentBin, err := agentBinaryPath(cfg)
 	if err != nil {
 		return nil, err
@@ -183,7 +180,6 @@ func New(cfg Config) (*Server, error) {
 		hb:        newHeartbeats(),
 		storeOpen: make(chan struct{}),
 
-		sealer:      sl,
 		agentBinary: agentBin,
 	}
 	if err := s.addStateProviders(); err != nil {
@@ -191,6 +187,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if err := s.setupCluster(ln); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if s.sealer, err = newSealer(s.cluster.key.Derive(sealerPurpose)); err != nil {
 		ln.Close()
 		return nil, err
 	}
