@@ -113,7 +113,9 @@ for _ in 1 2 3 4 5; do
   rm -rf "$WORK/data"
 done
 [ -n "$SERVER_PID" ] || fail "the head did not start"
-export AMLCTL_ADDR="http://127.0.0.1:$PORT" AMLCTL_TOKEN
+# The head speaks TLS with its cluster CA (docs/cluster.md).
+for _ in $(seq 1 100); do [ -s "$WORK/data/tls/ca.crt" ] && break; sleep 0.1; done
+export AMLCTL_ADDR="https://127.0.0.1:$PORT" AMLCTL_TOKEN AMLCTL_CA_FILE="$WORK/data/tls/ca.crt"
 AMLCTL_TOKEN=$(tr -d '[:space:]' <"$WORK/data/admin.token")
 export AMLCTL_CONFIG="$WORK/no-config"
 ctl() { timeout 180 "$AMLCTL" "$@"; }
