@@ -216,7 +216,18 @@ func TestAgentKill9RequeuesItsRun(t *testing.T) {
 		t.Fatalf("kill agent %d: %v", pid, err)
 	}
 
-	r := waitTerminal(t, c, 2*time.Minute, ids)[ids[0]]
+	r, _ := requeuedAfterLoss(t, c, ids[0], lost)
+	if r.Preemptions < 1 || r.Retries != 0 {
+		t.Errorf("preemptions=%d retries=%d, want the loss counted as a preemption, not a retry", r.Preemptions, r.Retries)
+	}
+}
+
+// requeuedAfterLoss waits for run id to finish and checks it completed
+// once, after a requeued attempt that says its node was lost, on another
+// node than lost; it returns the run and its last attempt.
+func requeuedAfterLoss(t *testing.T, c *api.Client, id, lost string) (*api.Run, api.Attempt) {
+	t.Helper()
+	r := waitTerminal(t, c, 2*time.Minute, []string{id})[id]
 	completedOnce(t, r)
 	if len(r.Attempts) < 2 {
 		t.Fatalf("run %s has %d attempts, want a requeued second one", r.ID, len(r.Attempts))
@@ -228,7 +239,5 @@ func TestAgentKill9RequeuesItsRun(t *testing.T) {
 	if last.Allocations[0].NodeID == lost {
 		t.Errorf("the last attempt ran on the lost node %s", lost)
 	}
-	if r.Preemptions < 1 || r.Retries != 0 {
-		t.Errorf("preemptions=%d retries=%d, want the loss counted as a preemption, not a retry", r.Preemptions, r.Retries)
-	}
+	return r, last
 }

@@ -197,18 +197,7 @@ func TestDockerKilledNodeContainerRequeuesItsRun(t *testing.T) {
 	lost := r.Attempts[0].Allocations[0].NodeID
 	docker(t, "kill", "amld-node-"+lost)
 
-	r = waitTerminal(t, c, 2*time.Minute, ids)[ids[0]]
-	completedOnce(t, r)
-	if len(r.Attempts) < 2 {
-		t.Fatalf("run %s has %d attempts, want a requeued second one", r.ID, len(r.Attempts))
-	}
-	a1, last := r.Attempts[0], r.Attempts[len(r.Attempts)-1]
-	if !strings.Contains(a1.Reason, "gone") && !strings.Contains(a1.Reason, "heartbeat") {
-		t.Errorf("attempt 1 reason = %q, want it to say the node was lost", a1.Reason)
-	}
-	if last.Allocations[0].NodeID == lost {
-		t.Errorf("the last attempt ran on the lost node %s", lost)
-	}
+	_, last := requeuedAfterLoss(t, c, ids[0], lost)
 	if !strings.Contains(fullLog(t, c, ids[0], last.Number), "done") {
 		t.Errorf("the last attempt's log lacks its end")
 	}

@@ -155,16 +155,9 @@ func (p *SSH) Delete(ctx context.Context, nodeID, providerID string) error {
 	if !safeNodeID(nodeID) {
 		return fmt.Errorf("ssh provider: node ID %q is not a safe file name", nodeID)
 	}
-	h, err := p.cfg.Hosts.SSHHost(ctx, host)
-	if errors.Is(err, ErrHostGone) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("ssh provider: %w", err)
-	}
-	c, err := DialSSH(ctx, h, p.cfg.DialTimeout)
-	if err != nil {
-		return err
+	c, h, err := p.dialHost(ctx, host)
+	if c == nil {
+		return err // nil when the host was detached: nothing left to do there
 	}
 	defer c.Close()
 	if _, err := runScript(ctx, c, stopFunc+`mode="$1"; stop_node "$2"`, h.AgentMode, nodeID); err != nil {
@@ -223,22 +216,33 @@ func (p *SSH) listHost(ctx context.Context, h *SSHHost) ([]Instance, error) {
 	return out, nil
 }
 
+// dialHost logs in to the attached machine host. A machine detached
+// meanwhile gives a nil client and a nil error; any other failure a nil
+// client and the error.
+func (p *SSH) dialHost(ctx context.Context, host string) (*ssh.Client, *SSHHost, error) {
+	h, err := p.cfg.Hosts.SSHHost(ctx, host)
+	if errors.Is(err, ErrHostGone) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("ssh provider: %w", err)
+	}
+	c, err := DialSSH(ctx, h, p.cfg.DialTimeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, h, nil
+}
+
 // Purge implements Purger: it removes an instance's kept work dir from its
 // host.
 func (p *SSH) Purge(ctx context.Context, keepName, host string) error {
 	if !safeNodeID(keepName) {
 		return fmt.Errorf("ssh provider: keep name %q is not a safe file name", keepName)
 	}
-	h, err := p.cfg.Hosts.SSHHost(ctx, host)
-	if errors.Is(err, ErrHostGone) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("ssh provider: %w", err)
-	}
-	c, err := DialSSH(ctx, h, p.cfg.DialTimeout)
-	if err != nil {
-		return err
+	c, h, err := p.dialHost(ctx, host)
+	if c == nil {
+		return err // nil when the host was detached: nothing left to do there
 	}
 	defer c.Close()
 	if _, err := runRemote(ctx, c, `rm -rf "$HOME/.amld/keep/"`+shellQuote(keepName), nil); err != nil {
