@@ -39,6 +39,7 @@ unit:
 # Each fuzz target runs briefly; the seed corpora run in `unit` too.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) ./raftstore
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatch$$' -fuzztime $(FUZZTIME) ./raftstore
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRunSpec$$' -fuzztime $(FUZZTIME) ./cmd/amld/internal/server
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTargetSpec$$' -fuzztime $(FUZZTIME) ./cmd/amld/internal/server
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeJobYAML$$' -fuzztime $(FUZZTIME) ./cmd/amlctl

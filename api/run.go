@@ -120,7 +120,8 @@ type Run struct {
 	Reason string `json:"reason,omitempty"`
 	// Request is the resolved per-node request (defaults applied at submit).
 	Request Resources `json:"request"`
-	// QueueSeq orders runs of equal priority: the Raft index of the submit.
+	// QueueSeq orders runs of equal priority: the Raft index of the submit
+	// times 1024, plus its place among the submits committed in that entry.
 	// A requeued run keeps it, so it goes back to its original place.
 	QueueSeq    uint64    `json:"queue_seq"`
 	SubmittedAt time.Time `json:"submitted_at"`

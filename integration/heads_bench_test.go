@@ -2,8 +2,14 @@ package integration
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -174,8 +180,17 @@ func submitLoad(b *testing.B, clients int, d time.Duration, mk func(i int) *api.
 // BenchmarkHeadsSubmitThroughput: 64 concurrent clients submit runs over
 // TLS to a 3-head cluster (fsync on), first all to the leader, then spread
 // over the three heads (followers forward to the leader).
+//
+// With AMLD_BENCH_PROFILE_DIR set, the heads run with --enable-debug and
+// each phase leaves there a 5-second CPU profile of every head and of the
+// benchmark process (the clients): `go tool pprof -top bin/amld DIR/leader-h1.pprof`.
 func BenchmarkHeadsSubmitThroughput(b *testing.B) {
-	c := startCluster(b, 3, benchFlags()...)
+	profDir := os.Getenv("AMLD_BENCH_PROFILE_DIR")
+	flags := benchFlags()
+	if profDir != "" {
+		flags = append(flags, "--enable-debug")
+	}
+	c := startCluster(b, 3, flags...)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	// max_nodes 1: the runs mostly queue, as in a burst of submits.
@@ -185,6 +200,9 @@ func BenchmarkHeadsSubmitThroughput(b *testing.B) {
 	d := 10 * time.Second
 	leader := c.leader()
 	for _, mode := range []string{"leader", "spread"} {
+		if profDir != "" {
+			go c.profile(b, profDir, mode, time.Second, 5*time.Second)
+		}
 		rate, lat, errs := submitLoad(b, 64, d, func(i int) *api.Client {
 			if mode == "leader" {
 				return c.client(leader)
@@ -201,4 +219,58 @@ func BenchmarkHeadsSubmitThroughput(b *testing.B) {
 		b.ReportMetric(float64(quantile(lat, 0.99).Microseconds())/1000, mode+"-p99-ms")
 	}
 	fmt.Fprintln(os.Stderr)
+}
+
+// profile waits for after, then takes a CPU profile of d from every head
+// (through /v1/debug/pprof) and of this process, into dir/<mode>-<head>.pprof
+// and dir/<mode>-clients.pprof. Failures are logged, not fatal.
+func (c *hcluster) profile(b *testing.B, dir, mode string, after, d time.Duration) {
+	time.Sleep(after)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Log(err)
+		return
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(c.caPEM)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	var wg sync.WaitGroup
+	for _, h := range c.heads {
+		wg.Go(func() {
+			url := fmt.Sprintf("%s/v1/debug/pprof/profile?seconds=%d", h.url(), int(d.Seconds()))
+			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			req.Header.Set("Authorization", "Bearer "+c.token)
+			resp, err := hc.Do(req)
+			if err != nil {
+				b.Logf("profile %s: %v", h.id, err)
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.Create(filepath.Join(dir, mode+"-"+h.id+".pprof"))
+			if err != nil {
+				b.Log(err)
+				return
+			}
+			defer f.Close()
+			_, _ = io.Copy(f, resp.Body)
+		})
+	}
+	if os.Getenv("AMLD_BENCH_TRACE") != "" {
+		req, _ := http.NewRequest(http.MethodGet, c.leader().url()+"/v1/debug/pprof/trace?seconds=2", nil)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		if resp, err := hc.Do(req); err == nil {
+			f, _ := os.Create(filepath.Join(dir, mode+"-leader.trace"))
+			io.Copy(f, resp.Body)
+			f.Close()
+			resp.Body.Close()
+		}
+	}
+	f, err := os.Create(filepath.Join(dir, mode+"-clients.pprof"))
+	if err == nil {
+		if err := pprof.StartCPUProfile(f); err == nil {
+			time.Sleep(d)
+			pprof.StopCPUProfile()
+		}
+		f.Close()
+	}
+	wg.Wait()
 }

@@ -32,7 +32,7 @@ func (a *applier) runSubmit(r *RunSubmitRequest) error {
 	}
 	run.State = api.RunQueued
 	run.Reason = reasonSubmitted
-	run.QueueSeq = a.index
+	run.QueueSeq = a.seq
 	run.Attempts = nil
 	run.Retries, run.Preemptions = 0, 0
 	run.ExitCode = nil

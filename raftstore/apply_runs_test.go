@@ -25,8 +25,8 @@ func TestRunCompletesAfterExitZero(t *testing.T) {
 
 	r := h.run("r-1")
 	checkRun(t, r, api.RunQueued, "waiting for the scheduler")
-	if r.QueueSeq != submitIndex || r.CreateIndex != submitIndex {
-		t.Fatalf("QueueSeq %d CreateIndex %d, want both %d", r.QueueSeq, r.CreateIndex, submitIndex)
+	if r.QueueSeq != queueSeq(submitIndex, 0) || r.CreateIndex != submitIndex {
+		t.Fatalf("QueueSeq %d CreateIndex %d, want %d and %d", r.QueueSeq, r.CreateIndex, queueSeq(submitIndex, 0), submitIndex)
 	}
 	if got := runIDs(h.st().PendingRuns()); !slices.Equal(got, []string{"r-1"}) {
 		t.Fatalf("pending %v", got)

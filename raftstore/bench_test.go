@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/amld/amld/api"
 )
@@ -13,15 +14,23 @@ import (
 // BenchmarkApplySubmit measures RunSubmit commits through a real
 // single-server Store: raft-boltdb with fsync on, a loopback transport.
 // "sequential" is one proposer; "parallel64" is 64 proposers at once (raft
-// batches their entries into shared fsyncs).
+// batches their entries into shared fsyncs); "3servers-tls-parallel64" is
+// the same against a leader with two followers over the TLS transport, all
+// in this process.
 func BenchmarkApplySubmit(b *testing.B) {
-	for _, proposers := range []int{1, 64} {
+	for _, c := range []struct {
+		proposers, servers int
+	}{{1, 1}, {64, 1}, {64, 3}} {
 		name := "sequential"
-		if proposers > 1 {
-			name = fmt.Sprintf("parallel%d", proposers)
+		if c.proposers > 1 {
+			name = fmt.Sprintf("parallel%d", c.proposers)
 		}
+		if c.servers > 1 {
+			name = fmt.Sprintf("%dservers-tls-%s", c.servers, name)
+		}
+		proposers := c.proposers
 		b.Run(name, func(b *testing.B) {
-			s := openLeader(b, testConfig(b, b.TempDir(), freeAddr(b)))
+			s := openBenchCluster(b, c.servers)
 			ctx := context.Background()
 			if _, err := s.Apply(ctx, MsgTargetCreate, &TargetCreateRequest{Target: &api.Target{
 				TargetSpec: api.TargetSpec{Name: "cpu", Type: api.KindCluster, MaxNodes: 4}}}); err != nil {
@@ -61,4 +70,39 @@ func BenchmarkApplySubmit(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "applies/s")
 		})
 	}
+}
+
+// openBenchCluster starts servers stores (one alone on plain TCP, or
+// several on TLS with the first the leader) and returns the leader.
+func openBenchCluster(b *testing.B, servers int) *Store {
+	if servers == 1 {
+		return openLeader(b, testConfig(b, b.TempDir(), freeAddr(b)))
+	}
+	var ids []string
+	for i := range servers {
+		ids = append(ids, fmt.Sprintf("s%d", i+1))
+	}
+	tc := testPeerTLS(b, ids...)
+	var leader *Store
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i, id := range ids {
+		cfg := testConfig(b, b.TempDir(), freeAddr(b))
+		cfg.ID, cfg.Bootstrap, cfg.TLS = id, i == 0, tc[id]
+		d := DefaultConfig()
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
+		if i == 0 {
+			leader = openLeader(b, cfg)
+			continue
+		}
+		s, err := Open(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		if err := leader.AddVoter(ctx, s.ID(), s.RaftAddr()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return leader
 }

@@ -63,7 +63,7 @@ func TestHeadAndSecretsCommandsCheckTheirFields(t *testing.T) {
 
 // testPeerTLS makes, for each ID, a TLS config with a certificate of one
 // throwaway CA that accepts any peer of that CA.
-func testPeerTLS(t *testing.T, ids ...string) map[string]*tls.Config {
+func testPeerTLS(t testing.TB, ids ...string) map[string]*tls.Config {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},

@@ -76,6 +76,7 @@ var msgNames = map[MsgType]string{
 	MsgHostRemove:         "HostRemove",
 	MsgTargetPower:        "TargetPower",
 	MsgNodeProvider:       "NodeProvider",
+	MsgBatch:              "Batch",
 }
 
 // String names the message type ("RunSubmit"), or "MsgType(N)" for an

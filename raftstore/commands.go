@@ -46,6 +46,10 @@ const (
 	MsgNodeProvider MsgType = 84 // NodeProviderRequest
 )
 
+// MsgBatch is an entry of several commands that Store.Apply proposed at
+// once (group commit; see batch.go). It has no request type of its own.
+const MsgBatch MsgType = 100
+
 // Preemption and checkpoints (numbers 60-69).
 const (
 	MsgNodeEvict     MsgType = 60 // NodeEvictRequest

@@ -23,6 +23,7 @@ import (
 type FSM struct {
 	logger *slog.Logger
 	db     *memdb.MemDB // written only by Apply and Restore
+	ids    idKeys
 
 	restores atomic.Int64 // snapshots restored (installed from the leader or a backup)
 
@@ -31,7 +32,7 @@ type FSM struct {
 	changed chan struct{} // closed and replaced on every publish
 }
 
-var _ raft.FSM = (*FSM)(nil)
+var _ raft.BatchingFSM = (*FSM)(nil)
 
 // NewFSM returns an FSM with an empty state at index 0. logger may be nil.
 func NewFSM(logger *slog.Logger) *FSM {
@@ -42,7 +43,7 @@ func NewFSM(logger *slog.Logger) *FSM {
 	if err != nil {
 		panic(fmt.Errorf("raftstore: schema: %w", err)) // a bug, caught by every test
 	}
-	f := &FSM{logger: logger, db: db, changed: make(chan struct{})}
+	f := &FSM{logger: logger, db: db, ids: newIDKeys(db.DBSchema()), changed: make(chan struct{})}
 	f.state = &State{db: db.Snapshot()}
 	return f
 }
@@ -51,13 +52,7 @@ func NewFSM(logger *slog.Logger) *FSM {
 // (an *api.Error when the state refuses the command) otherwise; a refused
 // command changes nothing. Entries that are not commands are ignored.
 func (f *FSM) Apply(l *raft.Log) any {
-	if l.Type != raft.LogCommand {
-		return nil
-	}
-	if err := f.applySafe(l.Index, l.Data); err != nil {
-		return err
-	}
-	return nil
+	return f.ApplyBatch([]*raft.Log{l})[0]
 }
 
 // ApplyCommand encodes a command and applies it at index, as Apply would
@@ -68,37 +63,9 @@ func (f *FSM) ApplyCommand(index uint64, t MsgType, req any) error {
 	if err != nil {
 		return err
 	}
-	return f.applySafe(index, b)
-}
-
-// applySafe turns a panic of a handler (a bug) into an error response, so
-// one bad entry cannot crash every server of the cluster in turn.
-func (f *FSM) applySafe(index uint64, data []byte) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("raftstore: apply entry %d: internal error: %v", index, r)
-			f.logger.Error("raftstore: apply panicked", "index", index, "panic", r)
-		}
-	}()
-	return f.apply(index, data)
-}
-
-// apply decodes and applies one command in one memdb transaction and
-// publishes the new state, whatever the outcome.
-func (f *FSM) apply(index uint64, data []byte) error {
-	defer f.publish(index)
-	t, req, err := DecodeCommand(data)
-	if err != nil {
-		return err
+	if resp := f.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: b}); resp != nil {
+		return resp.(error)
 	}
-	txn := f.db.Txn(true)
-	defer txn.Abort() // a no-op after Commit
-	a := &applier{txn: txn, index: index, log: f.logger}
-	if err := a.dispatch(t, req); err != nil {
-		return err
-	}
-	a.finish()
-	txn.Commit()
 	return nil
 }
 
@@ -161,9 +128,16 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 // state, target counts) must be recomputed; finish does that once.
 type applier struct {
 	txn   *memdb.Txn
-	index uint64
+	index uint64 // the Raft index of the command's entry
+	seq   uint64 // queueSeq of the command: its place in the log
 	now   time.Time
 	log   *slog.Logger
+	ids   idKeys
+
+	// writes are the command's writes, in order, so that a refused
+	// command can be taken back inside a transaction that other commands
+	// of its batch share.
+	writes []change
 
 	touchedNodes   map[string]bool
 	touchedTargets map[string]bool
@@ -289,15 +263,19 @@ func (a *applier) touchAttempt(at *api.Attempt) {
 }
 
 func (a *applier) insert(table string, obj any) {
+	old := a.stored(table, obj)
 	if err := a.txn.Insert(table, obj); err != nil {
 		panic(fmt.Errorf("raftstore: insert into %s: %w", table, err))
 	}
+	a.writes = append(a.writes, change{table: table, old: old, new: obj})
 }
 
 func (a *applier) remove(table string, obj any) {
+	old := a.stored(table, obj)
 	if err := a.txn.Delete(table, obj); err != nil {
 		panic(fmt.Errorf("raftstore: delete from %s: %w", table, err))
 	}
+	a.writes = append(a.writes, change{table: table, old: old})
 }
 
 func (a *applier) run(id string) *api.Run      { return first[api.Run](a.txn, tableRuns, id) }

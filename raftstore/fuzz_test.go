@@ -51,7 +51,11 @@ func FuzzDecodeCommand(f *testing.F) {
 		fsm := NewFSM(nil)
 		fsm.db = base.db.Snapshot()
 		before := base.State()
-		if err := fsm.apply(baseIndex+1, data); err != nil {
+		txn := fsm.db.Txn(true)
+		err = (&applier{txn: txn, index: baseIndex + 1, seq: queueSeq(baseIndex+1, 0), log: fsm.logger, ids: fsm.ids}).apply(data)
+		txn.Commit()
+		fsm.publish(baseIndex + 1)
+		if err != nil {
 			if stripHeader(dump(t, fsm.State())) != stripHeader(dump(t, before)) {
 				t.Fatalf("a refused entry (%v) changed the state", err)
 			}

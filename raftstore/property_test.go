@@ -13,8 +13,8 @@ import (
 // (valid, stale and nonsensical alike) and checks after each one what the
 // scheduler and agents rely on: no run placed twice, gangs whole, capacity
 // and GPUs never over-committed, node states and target counts derived
-// right, the pending index exact; and that replaying the log gives the
-// same state.
+// right, the pending index exact; and that replaying the log, one entry
+// at a time or in batches, gives the same state.
 func TestInvariantsUnderRandomCommands(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		h := newHarness(rt)
@@ -103,12 +103,29 @@ func TestInvariantsUnderRandomCommands(t *testing.T) {
 				rt.Fatalf("after entry %d: %v", h.index, err)
 			}
 		}
-		f := NewFSM(nil)
+		// Replaying the log one entry at a time, or in batches of any
+		// size (as raft hands a follower what it committed together),
+		// gives the same responses and the same state.
+		f, batched := NewFSM(nil), NewFSM(nil)
+		var one, many []string
 		for _, l := range h.log {
-			f.Apply(l)
+			one = append(one, fmt.Sprint(f.Apply(l)))
+		}
+		for rest := h.log; len(rest) > 0; {
+			n := rapid.IntRange(1, len(rest)).Draw(rt, "batch")
+			for _, resp := range batched.ApplyBatch(rest[:n]) {
+				many = append(many, fmt.Sprint(resp))
+			}
+			rest = rest[n:]
 		}
 		if dump(rt, f.State()) != dump(rt, h.st()) {
 			rt.Fatal("replaying the log gave another state")
+		}
+		if dump(rt, batched.State()) != dump(rt, h.st()) {
+			rt.Fatal("replaying the log in batches gave another state")
+		}
+		if !slices.Equal(one, many) {
+			rt.Fatalf("batched responses differ:\n%v\n%v", one, many)
 		}
 	})
 }

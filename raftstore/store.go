@@ -31,12 +31,13 @@ type Store struct {
 	dataDir   string
 	id        string
 
-	leaderCh chan bool
-	stop     chan struct{}
+	leaderCh  chan bool
+	proposals chan *proposal // Apply to the proposer (propose.go)
+	stop      chan struct{}
 
 	mu     sync.RWMutex // guards closed against wg.Add racing Close's wg.Wait
 	closed bool
-	wg     sync.WaitGroup // the leadership forwarder and Apply/Barrier waiters
+	wg     sync.WaitGroup // the leadership forwarder, the proposer and its commits, Barrier waiters
 
 	closeOnce sync.Once
 	closeErr  error
@@ -141,10 +142,12 @@ func Open(cfg Config) (*Store, error) {
 		dataDir:   cfg.DataDir,
 		id:        cfg.ID,
 		leaderCh:  make(chan bool, 8),
+		proposals: make(chan *proposal),
 		stop:      make(chan struct{}),
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.forwardLeadership(notify)
+	go s.propose()
 	return s, nil
 }
 
@@ -206,23 +209,42 @@ func (s *Store) Close() error {
 // that after a lost leadership the entry may still commit. ctx bounds the
 // wait (10s when it has no deadline); a command whose wait ended early may
 // still be applied.
+//
+// Commands proposed while an entry is on its way are committed together in
+// the next entry (see propose.go), so several commands may share an index.
 func (s *Store) Apply(ctx context.Context, t MsgType, req any) (uint64, error) {
+	return s.apply(ctx, t, req, false)
+}
+
+// ApplyAlone is Apply for a command that must have a log entry of its own,
+// for a caller that tells its own changes from others' by index (the
+// scheduler skips a round when the only new entry is its plan).
+func (s *Store) ApplyAlone(ctx context.Context, t MsgType, req any) (uint64, error) {
+	return s.apply(ctx, t, req, true)
+}
+
+func (s *Store) apply(ctx context.Context, t MsgType, req any, alone bool) (uint64, error) {
 	b, err := EncodeCommand(t, req)
 	if err != nil {
 		return 0, err
 	}
-	timeout, err := waitBudget(ctx)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	f := s.raft.Apply(b, timeout)
-	if err := s.wait(ctx, f); err != nil {
-		return 0, fmt.Errorf("raftstore: apply %v: %w", t, err)
+	p := &proposal{ctx: ctx, t: t, data: b, alone: alone, done: make(chan proposalResult, 1)}
+	select {
+	case s.proposals <- p:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-s.stop:
+		return 0, ErrClosed
 	}
-	if resp, ok := f.Response().(error); ok && resp != nil {
-		return f.Index(), resp
+	select {
+	case r := <-p.done:
+		return r.index, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	}
-	return f.Index(), nil
 }
 
 // Barrier waits until every entry committed before it has been applied to
@@ -278,6 +300,12 @@ func (s *Store) wait(ctx context.Context, f raft.Future) error {
 			return ctx.Err()
 		}
 	}
+	return classify(err)
+}
+
+// classify wraps raft's errors of lost or missing leadership in
+// ErrNotLeader.
+func classify(err error) error {
 	switch {
 	case err == nil:
 		return nil

@@ -89,7 +89,7 @@ func TestStoreRecoversAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := s.State(); st.Index() != idx || st.Run("r-1") == nil || st.Run("r-1").QueueSeq != idx {
+	if st := s.State(); st.Index() != idx || st.Run("r-1") == nil || st.Run("r-1").QueueSeq != queueSeq(idx, 0) {
 		t.Fatalf("state after apply: index %d (want %d), run %+v", st.Index(), idx, st.Run("r-1"))
 	}
 	// A refused command comes back as the FSM's *api.Error, unchanged.
@@ -115,7 +115,7 @@ func TestStoreRecoversAfterRestart(t *testing.T) {
 	// From the log.
 	s = openLeader(t, cfg)
 	st := s.State()
-	if r := st.Run("r-1"); r == nil || r.QueueSeq != idx || st.Target("cpu") == nil {
+	if r := st.Run("r-1"); r == nil || r.QueueSeq != queueSeq(idx, 0) || st.Target("cpu") == nil {
 		t.Fatalf("after restart: run %+v", r)
 	}
 	if err := s.Raft().Snapshot().Error(); err != nil {
@@ -142,7 +142,7 @@ func TestStoreRecoversAfterRestart(t *testing.T) {
 	if got := dump(t, s.State()); stripHeader(got) != stripHeader(want) {
 		t.Fatalf("after restart from a snapshot:\n got %s\nwant %s", got, want)
 	}
-	if r := s.State().Run("r-2"); r == nil || r.QueueSeq != idx2 {
+	if r := s.State().Run("r-2"); r == nil || r.QueueSeq != queueSeq(idx2, 0) {
 		t.Fatalf("r-2 after restart: %+v", r)
 	}
 	if _, err := s.Apply(ctx, MsgRunCancel, &RunCancelRequest{RunID: "r-2", Time: t0}); err != nil {

@@ -31,6 +31,7 @@ type serverFlags struct {
 	docker    dockerServerFlags
 	// preemptionGrace is --preemption-grace.
 	preemptionGrace time.Duration
+	enableDebug     bool
 	cluster         clusterFlags
 }
 
@@ -49,6 +50,7 @@ func (f *serverFlags) register(c *cobra.Command, defaultDataDir string) {
 	f.docker.register(c.Flags())
 	c.Flags().DurationVar(&f.preemptionGrace, "preemption-grace", api.DefaultPreemptionGraceSeconds*time.Second,
 		"SIGTERM-to-SIGKILL grace of an attempt whose node is evicted or that is preempted, on targets without preemption_grace_seconds")
+	c.Flags().BoolVar(&f.enableDebug, "enable-debug", false, "serve Go runtime profiles (pprof) to admins under /v1/debug/pprof/")
 	f.cluster.register(c)
 }
 
@@ -81,6 +83,7 @@ func (f *serverFlags) config(stopNodesOnClose bool) (server.Config, *providerSet
 	cfg.HeartbeatTTL = f.heartbeatTTL
 	cfg.Autoscale.ProvisioningTimeout = f.provTimeout
 	cfg.PreemptionGrace = f.preemptionGrace
+	cfg.EnableDebug = f.enableDebug
 	if f.sizesFile != "" {
 		extra, err := server.LoadSizesFile(f.sizesFile)
 		if err != nil {

@@ -182,7 +182,7 @@ func (s *Server) scheduleLoop(ctx context.Context) {
 			}
 			req.Preemptions = append(req.Preemptions, raftstore.Preemption{RunID: p.RunID, By: p.By, GraceSeconds: grace})
 		}
-		idx, err := s.store.Apply(ctx, raftstore.MsgPlanApply, req)
+		idx, err := s.store.ApplyAlone(ctx, raftstore.MsgPlanApply, req)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("apply plan", "err", err)

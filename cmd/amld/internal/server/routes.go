@@ -49,6 +49,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/agent/checkpoints", s.guard(allowNode, s.handleAgentCheckpointGet))
 
 	s.clusterRoutes(mux)
+	s.debugRoutes(mux)
 	mux.HandleFunc("/", notFoundHandler)
 	return mux
 }

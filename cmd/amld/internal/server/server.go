@@ -59,6 +59,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Stdout is where the admin token is printed, once, at bootstrap.
 	Stdout io.Writer
+	// EnableDebug serves Go's runtime profiles (pprof) to admins under
+	// /v1/debug/pprof/.
+	EnableDebug bool
 	// AgentBinary is the amld binary the ssh provider installs on attached
 	// machines and exec scripts are told of (default: this executable).
 	AgentBinary string

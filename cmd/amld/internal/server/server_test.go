@@ -75,7 +75,8 @@ func freeAddr(t testing.TB) string {
 	}
 }
 
-func startTestServer(t testing.TB) *testServer {
+// startTestServer starts a head; mods change its configuration first.
+func startTestServer(t testing.TB, mods ...func(*Config)) *testServer {
 	t.Helper()
 	prov := &fakeProvider{}
 	cfg := DefaultConfig()
@@ -91,6 +92,9 @@ func startTestServer(t testing.TB) *testServer {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	} else {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	for _, mod := range mods {
+		mod(&cfg)
 	}
 	srv, err := New(cfg)
 	if err != nil {
