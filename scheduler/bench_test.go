@@ -59,3 +59,28 @@ func BenchmarkScheduleFragmented(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkScheduleBacklog is a burst of submits into a full cluster: one
+// node running two runs, and 20,000 queued runs that cannot start, each
+// already showing the reason the round gives it (the steady state of the
+// scheduling loop while a backlog drains).
+func BenchmarkScheduleBacklog(b *testing.B) {
+	st := state([]*api.Target{cluster(cc, "cpu-2", 1)}, []*api.Node{node("n0", cc, "cpu-2", api.NodeRunning)},
+		running("l0", cc, 0, res(1, 64, 0), 1, "n0"), running("l1", cc, 0, res(1, 64, 0), 2, "n0"))
+	for i := range 20000 {
+		st.Runs = append(st.Runs, queued(fmt.Sprintf("r%05d", i), cc, 0, uint64(i+1), res(1, 64, 0), 1))
+	}
+	for _, w := range Schedule(st).Reasons {
+		for _, r := range st.Runs {
+			if r.ID == w.RunID {
+				r.Reason = w.Reason
+			}
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if p := Schedule(st); len(p.Placements) != 0 || len(p.Reasons) != 0 {
+			b.Fatalf("%d placements and %d new reasons, want none", len(p.Placements), len(p.Reasons))
+		}
+	}
+}

@@ -82,6 +82,12 @@ func (e *executor) autoscaleLoop(ctx context.Context) {
 func (e *executor) round(ctx context.Context) time.Time {
 	st := e.s.store.State()
 	var next time.Time
+	// The queued and running runs by target: one pass over the pending
+	// index, not over every run ever submitted.
+	pending := map[string][]*api.Run{}
+	for _, r := range st.PendingRuns() {
+		pending[r.Target] = append(pending[r.Target], r)
+	}
 	for _, t := range st.Targets() {
 		if t.Type == api.KindInstance || t.Type == api.KindRemote {
 			if nc := e.fixedRound(ctx, st, t); !nc.IsZero() && (next.IsZero() || nc.Before(next)) {
@@ -96,12 +102,7 @@ func (e *executor) round(ctx context.Context) time.Time {
 		if !ok {
 			continue
 		}
-		var runs []*api.Run
-		for _, r := range st.RunsOfTarget(t.Name) {
-			if r.State == api.RunQueued || r.LiveAttempt() != nil {
-				runs = append(runs, r)
-			}
-		}
+		runs := pending[t.Name]
 		nodesOf := st.NodesOfTarget(t.Name)
 		d := autoscale.Decide(e.s.cfg.Autoscale, autoscale.Input{
 			Now: time.Now(), Target: t, Size: size, Nodes: nodesOf, Runs: runs,

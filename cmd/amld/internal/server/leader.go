@@ -145,6 +145,7 @@ const schedulingDebounce = 5 * time.Millisecond
 // least every 2 s), and commits each non-empty plan in one command.
 func (s *Server) scheduleLoop(ctx context.Context) {
 	var seen, mine uint64
+	var cost time.Duration // of the last round
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		st := s.store.WaitForIndex(wctx, seen)
@@ -158,13 +159,17 @@ func (s *Server) scheduleLoop(ctx context.Context) {
 			continue // nothing changed but our own plan
 		}
 		// Let a burst of changes (a storm of submits) land before planning:
-		// one round then covers them all.
-		if !sleepCtx(ctx, schedulingDebounce) {
+		// one round then covers them all. A round costs time in the number
+		// of queued runs; waiting as long as the last round took keeps a
+		// deep backlog from taking more than half a core from the API.
+		if !sleepCtx(ctx, max(schedulingDebounce, cost)) {
 			return
 		}
+		start := time.Now()
 		st = s.store.State()
 		seen = st.Index()
 		plan := scheduler.Schedule(s.schedState(st))
+		cost = time.Since(start)
 		if plan.Empty() {
 			continue
 		}
