@@ -58,6 +58,7 @@ demo: build
 
 bench: build images
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./scheduler
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./raftstore
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./cmd/amld/internal/server
 	AMLD_BIN=$(BIN) $(GO) test -run '^$$' -bench . -benchtime 1x ./integration/
 

@@ -274,3 +274,60 @@ func (c *hcluster) profile(b *testing.B, dir, mode string, after, d time.Duratio
 	}
 	wg.Wait()
 }
+
+// BenchmarkHeadsSubmitLatency: one client submitting one run at a time,
+// to the leader and then to a follower (forwarded; the follower answers
+// once it has applied the write), 300 submits each: what amlctl sees on an
+// idle cluster. It also counts the log entries written meanwhile (the
+// runs start and end on the target's one node, and the scheduler and the
+// agent write too).
+func BenchmarkHeadsSubmitLatency(b *testing.B) {
+	profDir := os.Getenv("AMLD_BENCH_PROFILE_DIR")
+	flags := benchFlags()
+	if profDir != "" {
+		flags = append(flags, "--enable-debug")
+	}
+	c := startCluster(b, 3, flags...)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if _, err := c.client().CreateTarget(ctx, api.TargetSpec{Name: "bench", VMSize: "cpu-2", MaxNodes: 1}); err != nil {
+		b.Fatal(err)
+	}
+	leader := c.leader()
+	var follower *nhead
+	for _, h := range c.heads {
+		if h != leader {
+			follower = h
+			break
+		}
+	}
+	for _, t := range []struct {
+		name string
+		head *nhead
+	}{{"leader", leader}, {"follower", follower}} {
+		cl := c.client(t.head)
+		if profDir != "" {
+			go c.profile(b, profDir, "latency-"+t.name, 200*time.Millisecond, time.Second)
+		}
+		var lat []time.Duration
+		before, err := c.status(leader)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range 300 {
+			t0 := time.Now()
+			if _, err := cl.SubmitRun(ctx, api.RunSpec{Target: "bench", Command: []string{"true"}, Resources: &api.Resources{CPUs: 1, MemoryMB: 64}}); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		after, err := c.status(leader)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("%s: one client, p50 %s, p99 %s over %d submits (%d log entries)", t.name,
+			quantile(lat, 0.5).Round(10*time.Microsecond), quantile(lat, 0.99).Round(10*time.Microsecond), len(lat), after.AppliedIndex-before.AppliedIndex)
+		b.ReportMetric(float64(quantile(lat, 0.5).Microseconds())/1000, t.name+"-p50-ms")
+		b.ReportMetric(float64(quantile(lat, 0.99).Microseconds())/1000, t.name+"-p99-ms")
+	}
+}

@@ -20,7 +20,7 @@ import (
 func BenchmarkApplySubmit(b *testing.B) {
 	for _, c := range []struct {
 		proposers, servers int
-	}{{1, 1}, {64, 1}, {64, 3}} {
+	}{{1, 1}, {64, 1}, {1, 3}, {64, 3}} {
 		name := "sequential"
 		if c.proposers > 1 {
 			name = fmt.Sprintf("parallel%d", c.proposers)

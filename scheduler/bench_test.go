@@ -70,11 +70,13 @@ func BenchmarkScheduleBacklog(b *testing.B) {
 	for i := range 20000 {
 		st.Runs = append(st.Runs, queued(fmt.Sprintf("r%05d", i), cc, 0, uint64(i+1), res(1, 64, 0), 1))
 	}
+	why := map[string]string{}
 	for _, w := range Schedule(st).Reasons {
-		for _, r := range st.Runs {
-			if r.ID == w.RunID {
-				r.Reason = w.Reason
-			}
+		why[w.RunID] = w.Reason
+	}
+	for _, r := range st.Runs {
+		if w, ok := why[r.ID]; ok {
+			r.Reason = w
 		}
 	}
 	b.ReportAllocs()
