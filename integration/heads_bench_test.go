@@ -177,6 +177,24 @@ func submitLoad(b *testing.B, clients int, d time.Duration, mk func(i int) *api.
 	return float64(len(lat)) / time.Since(start).Seconds(), lat, int(errs.Load())
 }
 
+// startSubmitBench starts three heads (with --enable-debug when
+// AMLD_BENCH_PROFILE_DIR names where profiles go) and makes the target
+// "bench": max_nodes 1, so the runs mostly queue, as in a burst of submits.
+func startSubmitBench(b *testing.B) (*hcluster, string) {
+	profDir := os.Getenv("AMLD_BENCH_PROFILE_DIR")
+	flags := benchFlags()
+	if profDir != "" {
+		flags = append(flags, "--enable-debug")
+	}
+	c := startCluster(b, 3, flags...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.client().CreateTarget(ctx, api.TargetSpec{Name: "bench", VMSize: "cpu-2", MaxNodes: 1}); err != nil {
+		b.Fatal(err)
+	}
+	return c, profDir
+}
+
 // BenchmarkHeadsSubmitThroughput: 64 concurrent clients submit runs over
 // TLS to a 3-head cluster (fsync on), first all to the leader, then spread
 // over the three heads (followers forward to the leader).
@@ -185,18 +203,7 @@ func submitLoad(b *testing.B, clients int, d time.Duration, mk func(i int) *api.
 // each phase leaves there a 5-second CPU profile of every head and of the
 // benchmark process (the clients): `go tool pprof -top bin/amld DIR/leader-h1.pprof`.
 func BenchmarkHeadsSubmitThroughput(b *testing.B) {
-	profDir := os.Getenv("AMLD_BENCH_PROFILE_DIR")
-	flags := benchFlags()
-	if profDir != "" {
-		flags = append(flags, "--enable-debug")
-	}
-	c := startCluster(b, 3, flags...)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	// max_nodes 1: the runs mostly queue, as in a burst of submits.
-	if _, err := c.client().CreateTarget(ctx, api.TargetSpec{Name: "bench", VMSize: "cpu-2", MaxNodes: 1}); err != nil {
-		b.Fatal(err)
-	}
+	c, profDir := startSubmitBench(b)
 	d := 10 * time.Second
 	leader := c.leader()
 	for _, mode := range []string{"leader", "spread"} {
@@ -282,17 +289,9 @@ func (c *hcluster) profile(b *testing.B, dir, mode string, after, d time.Duratio
 // runs start and end on the target's one node, and the scheduler and the
 // agent write too).
 func BenchmarkHeadsSubmitLatency(b *testing.B) {
-	profDir := os.Getenv("AMLD_BENCH_PROFILE_DIR")
-	flags := benchFlags()
-	if profDir != "" {
-		flags = append(flags, "--enable-debug")
-	}
-	c := startCluster(b, 3, flags...)
+	c, profDir := startSubmitBench(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if _, err := c.client().CreateTarget(ctx, api.TargetSpec{Name: "bench", VMSize: "cpu-2", MaxNodes: 1}); err != nil {
-		b.Fatal(err)
-	}
 	leader := c.leader()
 	var follower *nhead
 	for _, h := range c.heads {
