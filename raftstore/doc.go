@@ -21,6 +21,17 @@
 // FSM follows the same rule: it copies a record, changes the copy and
 // inserts the copy, so a State taken earlier keeps seeing the old record.
 //
+// # Group commit and batched apply
+//
+// Store.Apply does not call raft.Apply itself: one proposer goroutine keeps
+// one log entry in flight and packs the commands that arrive meanwhile
+// into the next entry (MsgBatch; propose.go, batch.go). The FSM is a
+// raft.BatchingFSM: the entries raft commits together are applied in one
+// memdb transaction and published as one view; each command still stands
+// alone, because every write is journaled and a refused command's writes
+// are rolled back before the next command (fsm_batch.go). Commands of one
+// entry share its index; queueSeq gives each its place.
+//
 // # Errors
 //
 // A command the state refuses (a duplicate name, a stale attempt report, a
