@@ -54,6 +54,11 @@ type Member struct {
 	RaftAddr string `json:"raft_addr"`
 	Voter    bool   `json:"voter"`
 	Leader   bool   `json:"leader"`
+	// LogVersion is the newest log format the head's build applies, as it
+	// recorded it (0: not recorded yet, or a build from before formats).
+	// The leader writes batch entries (format 1) only when every head
+	// records at least 1.
+	LogVersion int `json:"log_version"`
 	// Reachable says whether the answering head could ask this one for its
 	// status; the fields below come from that answer.
 	Reachable bool   `json:"reachable"`

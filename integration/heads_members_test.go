@@ -72,6 +72,20 @@ func TestHeadsFourthJoinsBySnapshotAndOneIsRemoved(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "h4") || !strings.Contains(out, "APPLIED INDEX") {
 		t.Errorf("members:\n%s", out)
 	}
+	// Every head records the log format it applies (batch entries need all
+	// four to).
+	waitFor(t, 20*time.Second, "every head to record log format 1", func() (bool, string) {
+		ms, err := cl.Members(ctx)
+		if err != nil || len(ms) != 4 {
+			return false, fmt.Sprint(ms, err)
+		}
+		for _, m := range ms {
+			if m.LogVersion != 1 {
+				return false, fmt.Sprintf("%s records log format %d", m.ID, m.LogVersion)
+			}
+		}
+		return true, ""
+	})
 
 	// Remove h4; the other three go on.
 	if out, errOut, code := c.ctl("server", "remove", "h4"); code != 0 {

@@ -14,13 +14,15 @@ import (
 // BenchmarkApplySubmit measures RunSubmit commits through a real
 // single-server Store: raft-boltdb with fsync on, a loopback transport.
 // "sequential" is one proposer; "parallel64" is 64 proposers at once (raft
-// batches their entries into shared fsyncs); "3servers-tls-parallel64" is
-// the same against a leader with two followers over the TLS transport, all
-// in this process.
+// batches their entries into shared fsyncs); "3servers-tls-" is the same
+// against a leader with two followers over the TLS transport, all in this
+// process; "-nobatch" is without batch entries (group commit off, as
+// before every head of a cluster applies them).
 func BenchmarkApplySubmit(b *testing.B) {
 	for _, c := range []struct {
 		proposers, servers int
-	}{{1, 1}, {64, 1}, {1, 3}, {64, 3}} {
+		nobatch            bool
+	}{{1, 1, false}, {64, 1, true}, {64, 1, false}, {1, 3, false}, {64, 3, true}, {64, 3, false}} {
 		name := "sequential"
 		if c.proposers > 1 {
 			name = fmt.Sprintf("parallel%d", c.proposers)
@@ -28,9 +30,13 @@ func BenchmarkApplySubmit(b *testing.B) {
 		if c.servers > 1 {
 			name = fmt.Sprintf("%dservers-tls-%s", c.servers, name)
 		}
+		if c.nobatch {
+			name += "-nobatch"
+		}
 		proposers := c.proposers
 		b.Run(name, func(b *testing.B) {
 			s := openBenchCluster(b, c.servers)
+			s.SetBatching(!c.nobatch)
 			ctx := context.Background()
 			if _, err := s.Apply(ctx, MsgTargetCreate, &TargetCreateRequest{Target: &api.Target{
 				TargetSpec: api.TargetSpec{Name: "cpu", Type: api.KindCluster, MaxNodes: 4}}}); err != nil {

@@ -21,6 +21,11 @@ type Head struct {
 	APIAddr  string    `json:"api_addr"`  // URL of the head's HTTP API
 	RaftAddr string    `json:"raft_addr"` // host:port of its Raft transport
 	Since    time.Time `json:"since"`
+	// LogVersion is the newest log format the head's build applies
+	// (LogVersion of its raftstore); 0 for builds from before batch
+	// entries. The leader writes batch entries only when every head
+	// applies them.
+	LogVersion int `json:"log_version,omitempty"`
 }
 
 // Secrets are the cluster's secrets, replicated so that whichever head
@@ -93,7 +98,7 @@ func (a *applier) headUpsert(r *HeadUpsertRequest) error {
 	if h.RaftAddr == "" {
 		return api.Invalid("raft_addr", "is required")
 	}
-	if old := first[Head](a.txn, tableHeads, h.ID); old != nil && old.APIAddr == h.APIAddr && old.RaftAddr == h.RaftAddr {
+	if old := first[Head](a.txn, tableHeads, h.ID); old != nil && old.APIAddr == h.APIAddr && old.RaftAddr == h.RaftAddr && old.LogVersion == h.LogVersion {
 		return nil
 	}
 	a.insert(tableHeads, &h)

@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"errors"
 	"fmt"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -44,6 +45,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 func (f *FSM) applyData(txn *memdb.Txn, index uint64, data []byte) any {
 	if len(data) == 0 || MsgType(data[0]) != MsgBatch {
 		if err := f.applyCommand(txn, index, 0, data); err != nil {
+			f.warnUnknown(index, err)
 			return err
 		}
 		return nil
@@ -55,8 +57,19 @@ func (f *FSM) applyData(txn *memdb.Txn, index uint64, data []byte) any {
 	errs := make([]error, len(cmds))
 	for i, c := range cmds {
 		errs[i] = f.applyCommand(txn, index, i, c)
+		f.warnUnknown(index, errs[i])
 	}
 	return errs
+}
+
+// warnUnknown logs, loudly, a command this build cannot read: the head that
+// wrote it runs a newer build, and this head's state now differs from
+// theirs until it is upgraded and catches up again.
+func (f *FSM) warnUnknown(index uint64, err error) {
+	if errors.Is(err, ErrUnknownCommand) {
+		f.logger.Error("raftstore: a log entry has a command this build does not know; upgrade this head (its state no longer matches the others')",
+			"index", index, "err", err)
+	}
 }
 
 // applyCommand decodes and applies one command, the one at place in the

@@ -12,7 +12,9 @@ import (
 // through the leader's disk, the followers' disks and the FSM, new
 // commands queue here and leave together in the next entry; so a burst of
 // 64 submits costs a few log entries, fsyncs and RPCs instead of 64 of
-// each, and a command proposed alone is sent at once.
+// each, and a command proposed alone is sent at once. Until the leader
+// calls SetBatching(true) (every head applies batch entries), each command
+// is proposed at once as an entry of its own.
 
 // maxEntriesInFlight bounds the entries proposed and not yet applied. One
 // gave the most commits per second, alone and with three servers, on the
@@ -41,23 +43,34 @@ type proposalResult struct {
 }
 
 // propose runs until the store stops: it takes the commands of Apply in
-// order and proposes them, batched, within the in-flight bound.
+// order and proposes them, batched within the in-flight bound, or each on
+// its own at once while batching is off.
 func (s *Store) propose() {
 	defer s.wg.Done()
 	slots := make(chan struct{}, maxEntriesInFlight)
-	var next *proposal // taken from the channel but left for the next entry
-	for {
-		select {
-		case slots <- struct{}{}:
-		case <-s.stop:
-			return
+	var next *proposal // taken from the channel, not yet proposed
+	defer func() {
+		if next != nil {
+			next.done <- proposalResult{err: ErrClosed}
 		}
+	}()
+	for {
 		if next == nil {
 			select {
 			case next = <-s.proposals:
 			case <-s.stop:
 				return
 			}
+		}
+		if !s.batching.Load() {
+			s.commitAsync([]*proposal{next}, nil)
+			next = nil
+			continue
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-s.stop:
+			return
 		}
 		batch, size := []*proposal{next}, len(next.data)
 		next = nil
@@ -75,14 +88,31 @@ func (s *Store) propose() {
 				break gather
 			}
 		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer func() { <-slots }()
-			s.commit(batch)
-		}()
+		s.commitAsync(batch, slots)
 	}
 }
+
+// commitAsync commits batch on a goroutine of its own and then frees its
+// slot (when it holds one).
+func (s *Store) commitAsync(batch []*proposal, slots chan struct{}) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if slots != nil {
+			defer func() { <-slots }()
+		}
+		s.commit(batch)
+	}()
+}
+
+// SetBatching turns batch entries on or off (off when the store opens).
+// Only the leader proposes; it turns them on once every head applies them
+// (see LogVersion). While off, every command is proposed at once as an
+// entry of its own, and raft pipelines them.
+func (s *Store) SetBatching(on bool) { s.batching.Store(on) }
+
+// Batching reports whether batch entries are on.
+func (s *Store) Batching() bool { return s.batching.Load() }
 
 // commit proposes the batch as one entry (a lone command as itself) and
 // hands every command its own result: the entry's index and the FSM's

@@ -17,6 +17,7 @@ import (
 // in shared entries.
 func TestConcurrentAppliesShareEntriesAndKeepTheirAnswers(t *testing.T) {
 	s := openLeader(t, testConfig(t, t.TempDir(), freeAddr(t)))
+	s.SetBatching(true)
 	ctx := ctx5s(t)
 	if _, err := s.Apply(ctx, MsgTargetCreate, &TargetCreateRequest{Target: &api.Target{
 		TargetSpec: api.TargetSpec{Name: "cpu", Type: api.KindCluster, MaxNodes: 4}}}); err != nil {
@@ -89,4 +90,35 @@ func TestApplyAfterCloseAndWithADoneContext(t *testing.T) {
 	if _, err := s.Apply(ctx5s(t), MsgRunCancel, &RunCancelRequest{RunID: "r"}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("apply after close: %v", err)
 	}
+}
+
+// TestWithoutBatchingEveryCommandHasItsOwnEntry: until the leader turns
+// batching on (every head must apply batch entries), concurrent commands
+// are proposed one entry each.
+func TestWithoutBatchingEveryCommandHasItsOwnEntry(t *testing.T) {
+	s := openLeader(t, testConfig(t, t.TempDir(), freeAddr(t)))
+	if s.Batching() {
+		t.Fatal("batching is on before the leader turned it on")
+	}
+	ctx := ctx5s(t)
+	if _, err := s.Apply(ctx, MsgTargetCreate, &TargetCreateRequest{Target: &api.Target{
+		TargetSpec: api.TargetSpec{Name: "cpu", Type: api.KindCluster, MaxNodes: 4}}}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	seen := map[uint64]bool{}
+	for i := range 40 {
+		wg.Go(func() {
+			idx, err := s.Apply(ctx, MsgRunSubmit, &RunSubmitRequest{Run: &api.Run{ID: fmt.Sprintf("r-%d", i),
+				RunSpec: api.RunSpec{Target: "cpu", Command: []string{"true"}}, Request: half, SubmittedAt: t0}})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil || seen[idx] {
+				t.Errorf("run %d: index %d, %v (an index given twice means a shared entry)", i, idx, err)
+			}
+			seen[idx] = true
+		})
+	}
+	wg.Wait()
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -33,6 +34,7 @@ type Store struct {
 
 	leaderCh  chan bool
 	proposals chan *proposal // Apply to the proposer (propose.go)
+	batching  atomic.Bool    // SetBatching
 	stop      chan struct{}
 
 	mu     sync.RWMutex // guards closed against wg.Add racing Close's wg.Wait

@@ -57,7 +57,7 @@ func (a *app) serverCmd() *cobra.Command {
 func (a *app) serverMembersCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "members",
-		Short: "List the heads: ID, address, voter, leader, last contact, applied index",
+		Short: "List the heads: ID, address, voter, leader, last contact, applied index, log format",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.client()
@@ -72,7 +72,7 @@ func (a *app) serverMembersCmd() *cobra.Command {
 				return a.printJSON(ms)
 			}
 			tw := newTable(a.stdout)
-			row(tw, "ID", "ADDRESS", "RAFT", "VOTER", "LEADER", "STATE", "LAST CONTACT", "APPLIED INDEX")
+			row(tw, "ID", "ADDRESS", "RAFT", "VOTER", "LEADER", "STATE", "LAST CONTACT", "APPLIED INDEX", "LOG FORMAT")
 			for _, m := range ms {
 				contact, applied, state := "-", "-", "unreachable"
 				if m.Reachable {
@@ -82,7 +82,7 @@ func (a *app) serverMembersCmd() *cobra.Command {
 						contact = (time.Duration(m.LastContactMS) * time.Millisecond).String()
 					}
 				}
-				row(tw, m.ID, orDash(m.APIAddr), m.RaftAddr, m.Voter, m.Leader, state, contact, applied)
+				row(tw, m.ID, orDash(m.APIAddr), m.RaftAddr, m.Voter, m.Leader, state, contact, applied, m.LogVersion)
 			}
 			return tw.Flush()
 		},

@@ -41,7 +41,7 @@ func (s *Server) handleMembers(w http.ResponseWriter, r *http.Request) error {
 	for i, m := range ms {
 		out[i] = api.Member{ID: m.ID, RaftAddr: m.RaftAddr, Voter: m.Voter, Leader: m.ID == leaderID}
 		if h := st.Head(m.ID); h != nil {
-			out[i].APIAddr = h.APIAddr
+			out[i].APIAddr, out[i].LogVersion = h.APIAddr, h.LogVersion
 		}
 		if m.ID == s.cfg.ID {
 			out[i].Reachable, out[i].HeadStatus = true, s.statusView().HeadStatus

@@ -213,7 +213,7 @@ func (s *Server) registerOnce(ctx context.Context) error {
 		if st.Meta() == nil {
 			return errors.New("not caught up")
 		}
-		if h := st.Head(self.ID); h != nil && h.APIAddr == self.APIAddr && h.RaftAddr == self.RaftAddr {
+		if h := st.Head(self.ID); h != nil && h.APIAddr == self.APIAddr && h.RaftAddr == self.RaftAddr && h.LogVersion == self.LogVersion {
 			return nil
 		}
 	}
@@ -271,7 +271,7 @@ func (s *Server) addHead(ctx context.Context, h headInfo, join bool) error {
 		}
 	}
 	_, err = s.store.Apply(ctx, raftstore.MsgHeadUpsert, &raftstore.HeadUpsertRequest{Head: raftstore.Head{
-		ID: h.ID, APIAddr: h.APIAddr, RaftAddr: h.RaftAddr, Since: now(),
+		ID: h.ID, APIAddr: h.APIAddr, RaftAddr: h.RaftAddr, Since: now(), LogVersion: h.LogVersion,
 	}})
 	return err
 }
@@ -289,14 +289,24 @@ func (s *Server) leaderAPI() string {
 }
 
 // headsLoop (leader) drops heads that left the Raft configuration from the
-// heads table (after a removal, or a restored backup).
+// heads table (after a removal, or a restored backup), and turns batch
+// entries on while every head applies them (see raftstore.LogVersion).
 func (s *Server) headsLoop(ctx context.Context) {
-	for sleepCtx(ctx, 3*time.Second) {
+	for wait := time.Duration(0); sleepCtx(ctx, wait); wait = 3 * time.Second {
 		ms, err := s.store.Members(ctx)
 		if err != nil {
 			continue
 		}
-		for _, h := range s.store.State().Heads() {
+		heads := s.store.State().Heads()
+		if on := batchingSupported(ms, heads); on != s.store.Batching() {
+			if on {
+				s.log.Info("batch entries on: every head applies them")
+			} else {
+				s.log.Info("batch entries off: a head does not apply them (yet)")
+			}
+			s.store.SetBatching(on)
+		}
+		for _, h := range heads {
 			if !slices.ContainsFunc(ms, func(m raftstore.Member) bool { return m.ID == h.ID }) {
 				if _, err := s.store.Apply(ctx, raftstore.MsgHeadRemove, &raftstore.HeadRemoveRequest{ID: h.ID}); err != nil && ctx.Err() == nil {
 					s.log.Warn("forget a removed head", "head", h.ID, "err", err)
@@ -339,4 +349,17 @@ func (s *Server) ensureSecrets(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// batchingSupported reports whether every member of the Raft configuration
+// has a heads entry saying it applies batch entries. A head not in the
+// table yet (joining) counts as one that does not.
+func batchingSupported(members []raftstore.Member, heads []*raftstore.Head) bool {
+	for _, m := range members {
+		i := slices.IndexFunc(heads, func(h *raftstore.Head) bool { return h.ID == m.ID })
+		if i < 0 || heads[i].LogVersion < raftstore.LogVersion {
+			return false
+		}
+	}
+	return len(members) > 0
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/amld/amld/api"
 	"github.com/amld/amld/cmd/amld/internal/pki"
+	"github.com/amld/amld/raftstore"
 )
 
 // The peer protocol: how heads find each other, join and register before
@@ -37,6 +38,9 @@ type headInfo struct {
 	RaftAddr string `json:"raft_addr"`
 	// Member: the head belongs to a cluster (has state).
 	Member bool `json:"member,omitempty"`
+	// LogVersion is the newest log format the head applies
+	// (raftstore.LogVersion; 0 from older builds).
+	LogVersion int `json:"log_version,omitempty"`
 }
 
 // joinRequest asks the leader for a head certificate.
@@ -162,7 +166,8 @@ func (s *Server) peerHandler(fn func(ctx context.Context, body []byte) (any, err
 
 // selfInfo describes this head.
 func (s *Server) selfInfo() headInfo {
-	h := headInfo{ID: s.cfg.ID, APIAddr: s.URL(), RaftAddr: s.cluster.raftAdvertise, Member: s.cluster.role() != ""}
+	h := headInfo{ID: s.cfg.ID, APIAddr: s.URL(), RaftAddr: s.cluster.raftAdvertise, Member: s.cluster.role() != "",
+		LogVersion: raftstore.LogVersion}
 	if s.storeIsOpen() {
 		h.RaftAddr = s.raftAddr()
 	}
