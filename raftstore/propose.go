@@ -32,9 +32,7 @@ type proposal struct {
 	ctx  context.Context
 	t    MsgType
 	data []byte
-	// alone asks for an entry of its own (ApplyAlone).
-	alone bool
-	done  chan proposalResult // buffered: the proposer never blocks on it
+	done chan proposalResult // buffered: the proposer never blocks on it
 }
 
 type proposalResult struct {
@@ -48,40 +46,28 @@ type proposalResult struct {
 func (s *Store) propose() {
 	defer s.wg.Done()
 	slots := make(chan struct{}, maxEntriesInFlight)
-	var next *proposal // taken from the channel, not yet proposed
-	defer func() {
-		if next != nil {
-			next.done <- proposalResult{err: ErrClosed}
-		}
-	}()
 	for {
-		if next == nil {
-			select {
-			case next = <-s.proposals:
-			case <-s.stop:
-				return
-			}
+		var first *proposal
+		select {
+		case first = <-s.proposals:
+		case <-s.stop:
+			return
 		}
 		if !s.batching.Load() {
-			s.commitAsync([]*proposal{next}, nil)
-			next = nil
+			s.commitAsync([]*proposal{first}, nil)
 			continue
 		}
 		select {
 		case slots <- struct{}{}:
 		case <-s.stop:
+			first.done <- proposalResult{err: ErrClosed}
 			return
 		}
-		batch, size := []*proposal{next}, len(next.data)
-		next = nil
+		batch, size := []*proposal{first}, len(first.data)
 	gather:
-		for !batch[0].alone && len(batch) < maxBatchCommands && size < maxBatchBytes {
+		for len(batch) < maxBatchCommands && size < maxBatchBytes {
 			select {
 			case p := <-s.proposals:
-				if p.alone {
-					next = p
-					break gather
-				}
 				batch = append(batch, p)
 				size += len(p.data)
 			default:

@@ -215,17 +215,6 @@ func (s *Store) Close() error {
 // Commands proposed while an entry is on its way are committed together in
 // the next entry (see propose.go), so several commands may share an index.
 func (s *Store) Apply(ctx context.Context, t MsgType, req any) (uint64, error) {
-	return s.apply(ctx, t, req, false)
-}
-
-// ApplyAlone is Apply for a command that must have a log entry of its own,
-// for a caller that tells its own changes from others' by index (the
-// scheduler skips a round when the only new entry is its plan).
-func (s *Store) ApplyAlone(ctx context.Context, t MsgType, req any) (uint64, error) {
-	return s.apply(ctx, t, req, true)
-}
-
-func (s *Store) apply(ctx context.Context, t MsgType, req any, alone bool) (uint64, error) {
 	b, err := EncodeCommand(t, req)
 	if err != nil {
 		return 0, err
@@ -233,7 +222,7 @@ func (s *Store) apply(ctx context.Context, t MsgType, req any, alone bool) (uint
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	p := &proposal{ctx: ctx, t: t, data: b, alone: alone, done: make(chan proposalResult, 1)}
+	p := &proposal{ctx: ctx, t: t, data: b, done: make(chan proposalResult, 1)}
 	select {
 	case s.proposals <- p:
 	case <-ctx.Done():
