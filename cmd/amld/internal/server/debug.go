@@ -11,6 +11,8 @@ import (
 // debugRoutes serves Go's runtime profiles under /v1/debug/pprof/ to
 // admins, when the head runs with --enable-debug (as Nomad's enable_debug
 // does): `curl -H "Authorization: Bearer $ADMIN" .../v1/debug/pprof/profile?seconds=10`.
+// The command line (pprof's cmdline) is not served: secrets are passed in
+// files today, and it stays that way if a flag ever takes one.
 func (s *Server) debugRoutes(mux *http.ServeMux) {
 	if !s.cfg.EnableDebug {
 		return
@@ -21,8 +23,6 @@ func (s *Server) debugRoutes(mux *http.ServeMux) {
 	}))
 	mux.HandleFunc("GET /v1/debug/pprof/{name}", s.guard(allowAdmin, func(w http.ResponseWriter, r *http.Request) error {
 		switch name := r.PathValue("name"); name {
-		case "cmdline":
-			pprof.Cmdline(w, r)
 		case "profile":
 			pprof.Profile(w, r)
 		case "symbol":

@@ -43,8 +43,10 @@ func TestDebugProfilesAreForAdminsOnlyAndOffByDefault(t *testing.T) {
 	if code, body := get(on, admin(on), "/v1/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "goroutine profile") {
 		t.Fatalf("admin goroutine profile: %d %.200s", code, body)
 	}
-	if code, _ := get(on, admin(on), "/v1/debug/pprof/no-such"); code != 404 {
-		t.Fatalf("unknown profile: %d, want 404", code)
+	for _, p := range []string{"no-such", "cmdline"} {
+		if code, _ := get(on, admin(on), "/v1/debug/pprof/"+p); code != 404 {
+			t.Fatalf("%s: %d, want 404", p, code)
+		}
 	}
 	u, err := on.client.CreateUser(context.Background(), "alice", api.RoleUser)
 	if err != nil {
