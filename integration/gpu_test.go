@@ -57,6 +57,9 @@ func TestFourTwoGPURunsShareAnEightGPUNodeAndAFifthWaits(t *testing.T) {
 	}
 	c := h.client()
 	var runs map[string]*api.Run
+	// The 5th run's reason is the scheduler's, written by the round after
+	// its submit: wait for it too, not only for the states.
+	const want = "waiting for 2 GPUs: 8 of 8 GPUs on 1 node in use"
 	waitFor(t, 90*time.Second, "4 runs running and the 5th waiting for GPUs", func() (bool, string) {
 		runs = map[string]*api.Run{}
 		running, last := 0, ""
@@ -71,11 +74,9 @@ func TestFourTwoGPURunsShareAnEightGPUNodeAndAFifthWaits(t *testing.T) {
 			}
 			last = fmt.Sprintf("%s %s: %s", r.ID, r.State, r.Reason)
 		}
-		return running == 4 && runs[ids[4]].State == api.RunQueued, fmt.Sprintf("%d running; last %s", running, last)
+		return running == 4 && runs[ids[4]].State == api.RunQueued && runs[ids[4]].Reason == want,
+			fmt.Sprintf("%d running; last %s (want the reason %q)", running, last, want)
 	})
-	if want := "waiting for 2 GPUs: 8 of 8 GPUs on 1 node in use"; runs[ids[4]].Reason != want {
-		t.Errorf("5th run waits with %q, want %q", runs[ids[4]].Reason, want)
-	}
 
 	ns, err := c.ListNodes(ctx(t), "gpu")
 	if err != nil || len(ns) != 1 {
