@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/amld/amld/internal/waits"
 )
 
 // IndexHeader carries the state index an answer reflects.
@@ -133,7 +135,7 @@ func (c *Client) do(ctx context.Context, req request) (uint64, error) {
 	// Up to three rounds over the heads: an election takes about a second,
 	// during which heads answer 503 or not at all.
 	for round := range retryRounds {
-		if round > 0 && !sleepCtx(ctx, time.Duration(round)*300*time.Millisecond) {
+		if round > 0 && !waits.Sleep(ctx, time.Duration(round)*300*time.Millisecond) {
 			break
 		}
 		for i := range c.addrs {
@@ -158,17 +160,6 @@ func (c *Client) do(ctx context.Context, req request) (uint64, error) {
 
 // retryRounds is how many times a call goes round the heads.
 const retryRounds = 3
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
 
 // once sends req to one head; retry says whether another head may answer.
 func (c *Client) once(ctx context.Context, base string, req request, payload []byte) (uint64, error, bool) {

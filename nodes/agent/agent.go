@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/amld/amld/api"
+	"github.com/amld/amld/internal/waits"
 	"github.com/amld/amld/mpi"
 )
 
@@ -217,7 +218,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	defer a.wg.Done()
 	bo := a.backoff()
 	wait := a.session().interval
-	for sleepCtx(ctx, wait) {
+	for waits.Sleep(ctx, wait) {
 		s := a.session()
 		wait = s.interval
 		hctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
@@ -264,7 +265,7 @@ func (a *Agent) watch(ctx context.Context, startup map[api.AttemptKey]record) {
 			}
 			d := bo.next()
 			a.log.Warn("assignments query refused; retrying", "err", err, "retry_in", d)
-			sleepCtx(ctx, d)
+			waits.Sleep(ctx, d)
 			continue
 		}
 		bo.reset()
@@ -278,7 +279,7 @@ func (a *Agent) watch(ctx context.Context, startup map[api.AttemptKey]record) {
 			// normal, but a head that answers at once must not make this spin.
 			// (The index is only compared for equality: a head may answer
 			// with a fingerprint of the list rather than a counter.)
-			sleepCtx(ctx, a.cfg.RetryMin)
+			waits.Sleep(ctx, a.cfg.RetryMin)
 		}
 		index = resp.Index
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/amld/amld/api"
 	"github.com/amld/amld/gpu"
+	"github.com/amld/amld/internal/waits"
 )
 
 // DefaultMasterPort is MASTER_PORT for torch-style jobs.
@@ -236,7 +237,7 @@ func (at *attempt) resume(rec record) {
 			at.lost()
 			return
 		}
-		sleepCtx(at.ctx, time.Second)
+		waits.Sleep(at.ctx, time.Second)
 	}
 }
 

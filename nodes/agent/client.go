@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/amld/amld/api"
+	"github.com/amld/amld/internal/waits"
 )
 
 // defaultHeartbeatInterval is used when the head gives none.
@@ -129,7 +130,7 @@ func (a *Agent) reregister(ctx context.Context, gen int) error {
 		}
 		d := bo.next()
 		a.log.Warn("registration failed; retrying", "err", err, "retry_in", d)
-		if !sleepCtx(ctx, d) {
+		if !waits.Sleep(ctx, d) {
 			return ctx.Err()
 		}
 	}
@@ -168,7 +169,7 @@ func (a *Agent) call(ctx context.Context, what string, timeout time.Duration, fn
 		}
 		d := bo.next()
 		a.log.Warn("head call failed; retrying", "call", what, "err", err, "retry_in", d)
-		if !sleepCtx(ctx, d) {
+		if !waits.Sleep(ctx, d) {
 			return ctx.Err()
 		}
 	}
@@ -226,18 +227,6 @@ func (b *backoff) next() time.Duration {
 }
 
 func (b *backoff) reset() { b.cur = 0 }
-
-// sleepCtx waits d; it returns false when ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
 
 func (a *Agent) runtimeNames() []string {
 	names := make([]string, 0, len(a.runtimes))

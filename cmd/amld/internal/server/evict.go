@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/amld/amld/api"
+	"github.com/amld/amld/internal/waits"
 	"github.com/amld/amld/nodes"
 	"github.com/amld/amld/raftstore"
 )
@@ -79,7 +80,7 @@ func (e *executor) takeMachine(ctx context.Context, prov nodes.Provider, n *api.
 		if err != nil {
 			s.log.Warn("provider evict failed", "node", n.ID, "err", err)
 			e.recordResult(ctx, n.Target, &api.ProvisioningError{Time: now(), Code: "EvictFailed", Message: fmt.Sprintf("evict node %s: %v", n.ID, err)})
-			sleepCtx(ctx, 2*time.Second)
+			waits.Sleep(ctx, 2*time.Second)
 			return
 		}
 		if live {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/amld/amld/api"
 	"github.com/amld/amld/autoscale"
+	"github.com/amld/amld/internal/waits"
 	"github.com/amld/amld/nodes"
 	"github.com/amld/amld/raftstore"
 )
@@ -73,7 +74,7 @@ func (e *executor) autoscaleLoop(ctx context.Context) {
 		st := e.s.store.WaitForIndex(wctx, seen)
 		cancel()
 		seen = st.Index()
-		sleepCtx(ctx, 100*time.Millisecond)
+		waits.Sleep(ctx, 100*time.Millisecond)
 	}
 }
 
@@ -245,7 +246,7 @@ func (e *executor) deleteNode(ctx context.Context, prov nodes.Provider, nodeID, 
 			if n := s.store.State().Node(nodeID); n != nil {
 				e.recordResult(ctx, n.Target, &api.ProvisioningError{Time: now(), Code: "DeleteFailed", Message: fmt.Sprintf("delete node %s: %v", nodeID, err)})
 			}
-			sleepCtx(ctx, 5*time.Second)
+			waits.Sleep(ctx, 5*time.Second)
 			return
 		}
 		if _, err := s.store.Apply(ctx, raftstore.MsgNodeRemove, &raftstore.NodeRemoveRequest{NodeID: nodeID, Reason: reason, Time: now()}); err != nil {
@@ -278,7 +279,7 @@ func (e *executor) orphanLoop(ctx context.Context) {
 				wake = t
 			}
 		}
-		if !sleepCtx(ctx, max(time.Until(wake), 10*time.Millisecond)) {
+		if !waits.Sleep(ctx, max(time.Until(wake), 10*time.Millisecond)) {
 			return
 		}
 		now := time.Now()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/amld/amld/api"
 	"github.com/amld/amld/autoscale"
+	"github.com/amld/amld/internal/waits"
 	"github.com/amld/amld/nodes"
 	"github.com/amld/amld/raftstore"
 )
@@ -91,7 +92,7 @@ func (e *executor) purgeFirst(ctx context.Context, prov nodes.Provider, t *api.T
 		if err != nil {
 			s.log.Warn("remove the instance's work dir", "target", t.Name, "err", err)
 			e.recordResult(ctx, t.Name, &api.ProvisioningError{Time: now(), Code: "DeleteFailed", Message: "remove the work dir: " + err.Error()})
-			sleepCtx(ctx, 5*time.Second)
+			waits.Sleep(ctx, 5*time.Second)
 			return
 		}
 		if _, err := s.store.Apply(ctx, raftstore.MsgTargetRemove, &raftstore.TargetRemoveRequest{Name: t.Name}); err != nil {
@@ -169,7 +170,7 @@ func (e *executor) uninstall(ctx context.Context, st *raftstore.State, h *raftst
 		}
 		if err != nil {
 			s.log.Warn("detach: cannot remove amld from the machine; retrying (amlctl compute detach --force gives up on it)", "host", h.Name, "err", err)
-			sleepCtx(ctx, 10*time.Second)
+			waits.Sleep(ctx, 10*time.Second)
 			return
 		}
 	}

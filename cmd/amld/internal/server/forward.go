@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/amld/amld/api"
+	"github.com/amld/amld/internal/waits"
 )
 
 // Forwarding: any head answers any request. Writes (every method but GET
@@ -135,7 +136,7 @@ func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 			if leader = s.leaderAPI(); leader != "" && leader != failed {
 				break
 			}
-			if time.Now().After(deadline) || !sleepCtx(r.Context(), 25*time.Millisecond) {
+			if time.Now().After(deadline) || !waits.Sleep(r.Context(), 25*time.Millisecond) {
 				s.writeError(w, r, api.Unavailable("no leader is known to this head; retry"))
 				return
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/amld/amld/api"
 	"github.com/amld/amld/cmd/amld/internal/pki"
+	"github.com/amld/amld/internal/waits"
 	"github.com/amld/amld/raftstore"
 )
 
@@ -102,7 +103,7 @@ func (s *Server) discover(ctx context.Context) (bool, error) {
 			s.log.Info("waiting for heads", "expect", cc.BootstrapExpect, "seen", len(ids))
 			last = time.Now()
 		}
-		if !sleepCtx(ctx, 300*time.Millisecond) {
+		if !waits.Sleep(ctx, 300*time.Millisecond) {
 			return false, ctx.Err()
 		}
 	}
@@ -163,7 +164,7 @@ func (s *Server) untilDone(ctx context.Context, addrs []string, op string, req, 
 			s.log.Info("waiting for the cluster's leader", "op", op, "err", lastErr)
 			last = time.Now()
 		}
-		if !sleepCtx(ctx, 250*time.Millisecond) {
+		if !waits.Sleep(ctx, 250*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
@@ -187,7 +188,7 @@ func (s *Server) registerLoop(ctx context.Context) {
 		} else if s.cluster.role() == roleJoining {
 			wait = 500 * time.Millisecond
 		}
-		if !sleepCtx(ctx, wait) {
+		if !waits.Sleep(ctx, wait) {
 			return
 		}
 	}
@@ -292,7 +293,7 @@ func (s *Server) leaderAPI() string {
 // heads table (after a removal, or a restored backup), and turns batch
 // entries on while every head applies them (see raftstore.LogVersion).
 func (s *Server) headsLoop(ctx context.Context) {
-	for wait := time.Duration(0); sleepCtx(ctx, wait); wait = 3 * time.Second {
+	for wait := time.Duration(0); waits.Sleep(ctx, wait); wait = 3 * time.Second {
 		ms, err := s.store.Members(ctx)
 		if err != nil {
 			continue

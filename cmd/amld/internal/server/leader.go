@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/amld/amld/api"
+	"github.com/amld/amld/internal/waits"
 	"github.com/amld/amld/raftstore"
 	"github.com/amld/amld/scheduler"
 )
@@ -73,7 +74,7 @@ func (s *Server) leaderDuties(ctx context.Context) {
 			return
 		}
 		s.log.Warn("barrier failed; retrying", "err", err)
-		if !sleepCtx(ctx, 200*time.Millisecond) {
+		if !waits.Sleep(ctx, 200*time.Millisecond) {
 			return
 		}
 	}
@@ -106,18 +107,6 @@ func (s *Server) leaderDuties(ctx context.Context) {
 	}
 	wg.Wait()
 	ex.wait()
-}
-
-// sleepCtx sleeps for d or until ctx is done; it reports whether ctx lives.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // schedState builds the scheduler's snapshot.
@@ -160,7 +149,7 @@ func (s *Server) scheduleLoop(ctx context.Context) {
 		// one round then covers them all. A round costs time in the number
 		// of queued runs; waiting as long as the last round took keeps a
 		// deep backlog from taking more than half a core from the API.
-		if !sleepCtx(ctx, max(schedulingDebounce, cost)) {
+		if !waits.Sleep(ctx, max(schedulingDebounce, cost)) {
 			return
 		}
 		start := time.Now()
@@ -189,7 +178,7 @@ func (s *Server) scheduleLoop(ctx context.Context) {
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("apply plan", "err", err)
-				sleepCtx(ctx, 200*time.Millisecond)
+				waits.Sleep(ctx, 200*time.Millisecond)
 			}
 			continue
 		}
