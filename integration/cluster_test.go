@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -116,31 +115,14 @@ func TestClusterScalesFromZeroToMaxAndBack(t *testing.T) {
 	}
 	ids := submitAll(t, c, specs...)
 
-	var mu sync.Mutex
 	maxNodes := 0
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			ns, err := c.ListNodes(context.Background(), "burst")
-			if err != nil {
-				continue
-			}
-			mu.Lock()
+	stop := sampleEvery(50*time.Millisecond, func() {
+		if ns, err := c.ListNodes(context.Background(), "burst"); err == nil {
 			maxNodes = max(maxNodes, len(ns))
-			mu.Unlock()
 		}
-	}()
+	})
 	runs := waitTerminal(t, c, 3*time.Minute, ids)
-	close(stop)
-	wg.Wait()
+	stop()
 	for _, r := range runs {
 		completedOnce(t, r)
 	}

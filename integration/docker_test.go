@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,31 +22,18 @@ func TestDockerClusterScalesFromZeroToThreeAndBack(t *testing.T) {
 	}
 	ids := submitAll(t, c, specs...)
 
-	var mu sync.Mutex
 	maxNodes, maxContainers := 0, 0
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-			ns, err := c.ListNodes(context.Background(), "dk-burst")
-			if err != nil {
-				continue
-			}
-			ctrs := dockerLines(t, "ps", "-q", "--filter", "label=amld.role=node", "--filter", "label=amld.target=dk-burst", "--filter", "label="+h.dockerLabel())
-			mu.Lock()
-			maxNodes = max(maxNodes, len(ns))
-			maxContainers = max(maxContainers, len(ctrs))
-			mu.Unlock()
+	stop := sampleEvery(200*time.Millisecond, func() {
+		ns, err := c.ListNodes(context.Background(), "dk-burst")
+		if err != nil {
+			return
 		}
+		ctrs := dockerLines(t, "ps", "-q", "--filter", "label=amld.role=node", "--filter", "label=amld.target=dk-burst", "--filter", "label="+h.dockerLabel())
+		maxNodes = max(maxNodes, len(ns))
+		maxContainers = max(maxContainers, len(ctrs))
 	})
 	runs := waitTerminal(t, c, 3*time.Minute, ids)
-	close(stop)
-	wg.Wait()
+	stop()
 	for _, r := range runs {
 		completedOnce(t, r)
 		if r.Environment.Image != baseImage {

@@ -257,3 +257,25 @@ func ctx(t testing.TB) context.Context {
 }
 
 func intp(v int) *int { return &v }
+
+// sampleEvery calls sample every d on a goroutine of its own until the
+// returned stop is called; stop returns once the last sample is done, so
+// what sample wrote may be read after it without a lock.
+func sampleEvery(d time.Duration, sample func()) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(d):
+			}
+			sample()
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
