@@ -28,7 +28,6 @@ const (
 	indexID      = "id"
 	indexTarget  = "target"  // nodes, runs: by target (then ID, or QueueSeq)
 	indexSubject = "subject" // credentials: by kind and subject
-	indexSeq     = "seq"     // runs: by QueueSeq
 	indexPending = "pending" // runs: Queued or holding a live attempt, by QueueSeq
 	indexLive    = "node"    // runs: by the nodes their live attempt holds
 )
@@ -101,10 +100,6 @@ func newSchema() *memdb.DBSchema {
 		Indexer: single(func(o any) []any { return []any{o.(*api.Node).Target} }),
 	}
 	runs := tables[tableRuns].Indexes
-	runs[indexSeq] = &memdb.IndexSchema{
-		Name:    indexSeq,
-		Indexer: single(func(o any) []any { return []any{o.(*api.Run).QueueSeq} }),
-	}
 	runs[indexTarget] = &memdb.IndexSchema{
 		Name: indexTarget,
 		Indexer: single(func(o any) []any {

@@ -1,6 +1,9 @@
 package raftstore
 
 import (
+	"cmp"
+	"slices"
+
 	"github.com/amld/amld/api"
 	memdb "github.com/hashicorp/go-memdb"
 )
@@ -83,8 +86,14 @@ func (st *State) NodesOfTarget(target string) []*api.Node {
 // Run returns the run with this ID, or nil.
 func (st *State) Run(id string) *api.Run { return first[api.Run](st.txn(), tableRuns, id) }
 
-// Runs returns every run, by QueueSeq (submit order).
-func (st *State) Runs() []*api.Run { return collect[api.Run](st.txn(), tableRuns, indexSeq) }
+// Runs returns every run, by QueueSeq (submit order). It sorts on read:
+// an index for it would cost every write of a run, and writes of runs are
+// what a burst of submits is made of.
+func (st *State) Runs() []*api.Run {
+	runs := collect[api.Run](st.txn(), tableRuns, indexID)
+	slices.SortFunc(runs, func(a, b *api.Run) int { return cmp.Compare(a.QueueSeq, b.QueueSeq) })
+	return runs
+}
 
 // RunsOfTarget returns the runs submitted to the target, by QueueSeq.
 func (st *State) RunsOfTarget(target string) []*api.Run {
