@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/amld/amld/api"
+	"github.com/amld/amld/raftstore"
 )
 
 // TestHeadsFourthJoinsBySnapshotAndOneIsRemoved: three heads bootstrap
@@ -74,13 +75,13 @@ func TestHeadsFourthJoinsBySnapshotAndOneIsRemoved(t *testing.T) {
 	}
 	// Every head records the log format it applies (batch entries need all
 	// four to).
-	waitFor(t, 20*time.Second, "every head to record log format 1", func() (bool, string) {
+	waitFor(t, 20*time.Second, "every head to record its log format", func() (bool, string) {
 		ms, err := cl.Members(ctx)
 		if err != nil || len(ms) != 4 {
 			return false, fmt.Sprint(ms, err)
 		}
 		for _, m := range ms {
-			if m.LogVersion != 1 {
+			if m.LogVersion != raftstore.LogVersion {
 				return false, fmt.Sprintf("%s records log format %d", m.ID, m.LogVersion)
 			}
 		}

@@ -32,6 +32,9 @@ func (a *applier) runSubmit(r *RunSubmitRequest) error {
 	}
 	run.State = api.RunQueued
 	run.Reason = reasonSubmitted
+	if r.Reason != "" {
+		run.Reason = r.Reason
+	}
 	run.QueueSeq = a.seq
 	run.Attempts = nil
 	run.Retries, run.Preemptions = 0, 0

@@ -419,3 +419,15 @@ func TestPriorityPreemptionRequeues(t *testing.T) {
 	}
 	checkRun(t, h.run("high"), api.RunPreparing, "")
 }
+
+// A submit may carry the wait reason its run starts with (log format 2);
+// the reason the run itself came with is never taken.
+func TestRunSubmitStartsWithTheProposersReason(t *testing.T) {
+	h := newHarness(t)
+	h.cluster("cpu", 1)
+	h.must(MsgRunSubmit, &RunSubmitRequest{Reason: "waiting for a node: cpu is at max_nodes 1", Run: &api.Run{
+		ID: "r-1", RunSpec: api.RunSpec{Target: "cpu", Command: []string{"true"}, NodeCount: 1}, Owner: "alice", Request: half}})
+	checkRun(t, h.run("r-1"), api.RunQueued, "waiting for a node: cpu is at max_nodes 1")
+	h.submit("r-2", "cpu", func(r *api.Run) { r.Reason = "made up by the caller" })
+	checkRun(t, h.run("r-2"), api.RunQueued, reasonSubmitted)
+}

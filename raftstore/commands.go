@@ -207,6 +207,12 @@ type RunSubmitRequest struct {
 	// that nothing that shows runs can show it, and dropped when the run
 	// ends.
 	SSHKey *RunKey `json:"ssh_key,omitempty"`
+	// Reason is the wait reason the run starts with, when the proposer
+	// can word it (the one the last scheduling round gave runs that ask
+	// the same); empty, "waiting for the scheduler". Log format 2: a head
+	// of an older build ignores it, so the leader sends it only once
+	// every head applies format 2 (see LogVersion).
+	Reason string `json:"reason,omitempty"`
 }
 
 // Placement gives a queued run its next attempt on these nodes, in rank order.

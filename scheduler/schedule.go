@@ -65,9 +65,16 @@ func (ts *targetState) schedule(plan *Plan) outcome {
 		}
 	}
 	rs := newReasoner(ts, out)
+	var hinted ask // the ask of the last hint, which most runs of a backlog share
+	var hint string
 	for _, r := range out.unplaced {
-		if why := rs.reason(r); why != r.Reason {
+		why := rs.reason(r)
+		if why != r.Reason {
 			plan.Reasons = append(plan.Reasons, WaitReason{RunID: r.ID, Reason: why})
+		}
+		if k := askOf(r); r != out.head && (k != hinted || why != hint) {
+			plan.Hints.add(ts.name, k, why)
+			hinted, hint = k, why
 		}
 	}
 	return out

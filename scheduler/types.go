@@ -42,6 +42,10 @@ type Plan struct {
 	Placements  []Placement
 	Reasons     []WaitReason
 	Preemptions []Preemption
+	// Hints are the reasons the round gave, by what runs ask (see Hints).
+	// They are not part of the plan's changes: the leader keeps them to
+	// word the reason of runs submitted before the next round.
+	Hints Hints
 }
 
 // Empty reports whether the plan changes nothing.

@@ -113,7 +113,14 @@ func (s *Server) handleSubmitRun(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	idx, err := s.apply(r.Context(), raftstore.MsgRunSubmit, &raftstore.RunSubmitRequest{Run: run, SSHKey: key})
+	sub := &raftstore.RunSubmitRequest{Run: run, SSHKey: key}
+	if s.logVersion.Load() >= 2 {
+		// Word the run's wait like the last round's for runs that ask the
+		// same: mostly right in a backlog, and then the next round need
+		// not write the run again (scheduler.Hints).
+		sub.Reason = s.hints.Load().Reason(run)
+	}
+	idx, err := s.apply(r.Context(), raftstore.MsgRunSubmit, sub)
 	if err != nil {
 		if old := s.store.State().Run(id); idemKey != "" && api.StatusOf(err) == http.StatusConflict && old != nil {
 			writeJSON(w, http.StatusCreated, s.store.State().Index(), old)

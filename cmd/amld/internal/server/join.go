@@ -290,8 +290,9 @@ func (s *Server) leaderAPI() string {
 }
 
 // headsLoop (leader) drops heads that left the Raft configuration from the
-// heads table (after a removal, or a restored backup), and turns batch
-// entries on while every head applies them (see raftstore.LogVersion).
+// heads table (after a removal, or a restored backup), and follows the log
+// format every head applies (see raftstore.LogVersion): batch entries are
+// on from format 1, submits carry their first wait reason from format 2.
 func (s *Server) headsLoop(ctx context.Context) {
 	for wait := time.Duration(0); waits.Sleep(ctx, wait); wait = 3 * time.Second {
 		ms, err := s.store.Members(ctx)
@@ -299,7 +300,11 @@ func (s *Server) headsLoop(ctx context.Context) {
 			continue
 		}
 		heads := s.store.State().Heads()
-		if on := batchingSupported(ms, heads); on != s.store.Batching() {
+		if v := clusterLogVersion(ms, heads); int64(v) != s.logVersion.Load() {
+			s.log.Info("log format every head applies", "version", v, "this build", raftstore.LogVersion)
+			s.logVersion.Store(int64(v))
+		}
+		if on := s.logVersion.Load() >= 1; on != s.store.Batching() {
 			if on {
 				s.log.Info("batch entries on: every head applies them")
 			} else {
@@ -352,15 +357,20 @@ func (s *Server) ensureSecrets(ctx context.Context) error {
 	return nil
 }
 
-// batchingSupported reports whether every member of the Raft configuration
-// has a heads entry saying it applies batch entries. A head not in the
-// table yet (joining) counts as one that does not.
-func batchingSupported(members []raftstore.Member, heads []*raftstore.Head) bool {
+// clusterLogVersion is the newest log format every member of the Raft
+// configuration applies, by their heads entries, and no newer than this
+// build's: 0 when there are no members, or one has no entry yet (joining).
+func clusterLogVersion(members []raftstore.Member, heads []*raftstore.Head) int {
+	v := raftstore.LogVersion
 	for _, m := range members {
 		i := slices.IndexFunc(heads, func(h *raftstore.Head) bool { return h.ID == m.ID })
-		if i < 0 || heads[i].LogVersion < raftstore.LogVersion {
-			return false
+		if i < 0 {
+			return 0
 		}
+		v = min(v, heads[i].LogVersion)
 	}
-	return len(members) > 0
+	if len(members) == 0 {
+		return 0
+	}
+	return v
 }

@@ -136,6 +136,7 @@ const schedulingDebounce = 5 * time.Millisecond
 // to do, which is cheaper than telling its entries apart (a plan may share
 // its log entry with submits; see raftstore's group commit).
 func (s *Server) scheduleLoop(ctx context.Context) {
+	s.hints.Store(nil) // those of an earlier term are stale
 	var seen uint64
 	var cost time.Duration // of the last round
 	for ctx.Err() == nil {
@@ -157,6 +158,7 @@ func (s *Server) scheduleLoop(ctx context.Context) {
 		seen = st.Index()
 		plan := scheduler.Schedule(s.schedState(st))
 		cost = time.Since(start)
+		s.hints.Store(&plan.Hints)
 		if plan.Empty() {
 			continue
 		}

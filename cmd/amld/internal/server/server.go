@@ -13,12 +13,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/amld/amld/api"
 	"github.com/amld/amld/autoscale"
 	"github.com/amld/amld/nodes"
 	"github.com/amld/amld/raftstore"
+	"github.com/amld/amld/scheduler"
 )
 
 // Config is a head's configuration.
@@ -145,6 +147,12 @@ type Server struct {
 	// catchUp is the last log index on disk at start: until the state has
 	// applied it, an unknown token may just not be loaded yet (503, not 401).
 	catchUp uint64
+	// logVersion is the log format every head applies, as the leader's
+	// heads loop last saw it (0 until then, and on followers).
+	logVersion atomic.Int64
+	// hints are the wait reasons of the leader's last scheduling round, by
+	// what runs ask: a submit starts its run with the one that fits.
+	hints atomic.Pointer[scheduler.Hints]
 }
 
 // New opens the head's state and binds its API address; Run serves.
