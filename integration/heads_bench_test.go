@@ -141,9 +141,10 @@ func BenchmarkHeadsIdleElections(b *testing.B) {
 	b.ReportMetric(float64(elections), "elections")
 }
 
-// submitLoad runs clients goroutines submitting for d, each with a client
-// made by mk(i), and returns the submits/s and the latencies.
-func submitLoad(b *testing.B, clients int, d time.Duration, mk func(i int) *api.Client, target string) (float64, []time.Duration, int) {
+// submitLoad runs clients goroutines submitting runs of command to target
+// for d, each with a client made by mk(i), and returns the submits/s and
+// the latencies.
+func submitLoad(b *testing.B, clients int, d time.Duration, mk func(i int) *api.Client, target string, command ...string) (float64, []time.Duration, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var mu sync.Mutex
@@ -159,7 +160,7 @@ func submitLoad(b *testing.B, clients int, d time.Duration, mk func(i int) *api.
 			var mine []time.Duration
 			for ctx.Err() == nil {
 				t0 := time.Now()
-				_, err := cl.SubmitRun(ctx, api.RunSpec{Target: target, Command: []string{"true"}, Resources: &api.Resources{CPUs: 1, MemoryMB: 64}})
+				_, err := cl.SubmitRun(ctx, api.RunSpec{Target: target, Command: command, Resources: &api.Resources{CPUs: 1, MemoryMB: 64}})
 				if err != nil {
 					if ctx.Err() == nil {
 						errs.Add(1)
@@ -178,8 +179,9 @@ func submitLoad(b *testing.B, clients int, d time.Duration, mk func(i int) *api.
 }
 
 // startSubmitBench starts three heads (with --enable-debug when
-// AMLD_BENCH_PROFILE_DIR names where profiles go) and makes the target
-// "bench": max_nodes 1, so the runs mostly queue, as in a burst of submits.
+// AMLD_BENCH_PROFILE_DIR names where profiles go) and makes the targets
+// "bench" and "busy": max_nodes 1 each, so the runs mostly queue, as in a
+// burst of submits.
 func startSubmitBench(b *testing.B) (*hcluster, string) {
 	profDir := os.Getenv("AMLD_BENCH_PROFILE_DIR")
 	flags := benchFlags()
@@ -189,29 +191,42 @@ func startSubmitBench(b *testing.B) (*hcluster, string) {
 	c := startCluster(b, 3, flags...)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := c.client().CreateTarget(ctx, api.TargetSpec{Name: "bench", VMSize: "cpu-2", MaxNodes: 1}); err != nil {
-		b.Fatal(err)
+	for _, name := range []string{"bench", "busy"} {
+		if _, err := c.client().CreateTarget(ctx, api.TargetSpec{Name: name, VMSize: "cpu-2", MaxNodes: 1}); err != nil {
+			b.Fatal(err)
+		}
 	}
 	return c, profDir
 }
 
 // BenchmarkHeadsSubmitThroughput: 64 concurrent clients submit runs over
-// TLS to a 3-head cluster (fsync on), first all to the leader, then spread
-// over the three heads (followers forward to the leader).
+// TLS to a 3-head cluster (fsync on), for 10 s in each of three modes:
+//
+//   - leader: every client talks to the leader; the runs (`true`) start
+//     and end two at a time on the target's one node while the rest queue;
+//   - spread: the same, with the clients spread over the three heads
+//     (followers forward to the leader);
+//   - busy: to the leader, runs that sleep for an hour into another
+//     target, whose node the first two take and keep: a burst into a
+//     full cluster, where nothing but the submits changes.
 //
 // With AMLD_BENCH_PROFILE_DIR set, the heads run with --enable-debug and
-// each phase leaves there a 5-second CPU profile of every head and of the
+// each mode leaves there a 5-second CPU profile of every head and of the
 // benchmark process (the clients): `go tool pprof -top bin/amld DIR/leader-h1.pprof`.
 func BenchmarkHeadsSubmitThroughput(b *testing.B) {
 	c, profDir := startSubmitBench(b)
 	d := 10 * time.Second
 	leader := c.leader()
-	for _, mode := range []string{"leader", "spread"} {
+	for _, mode := range []string{"leader", "spread", "busy"} {
 		if profDir != "" {
 			go c.profile(b, profDir, mode, time.Second, 5*time.Second)
 		}
+		target, command := "bench", []string{"true"}
+		if mode == "busy" {
+			target, command = "busy", []string{"sleep", "3600"}
+		}
 		rate, lat, errs := submitLoad(b, 64, d, func(i int) *api.Client {
-			if mode == "leader" {
+			if mode != "spread" {
 				return c.client(leader)
 			}
 			var heads []*nhead
@@ -219,7 +234,7 @@ func BenchmarkHeadsSubmitThroughput(b *testing.B) {
 				heads = append(heads, c.heads[(i+j)%3])
 			}
 			return c.client(heads...)
-		}, "bench")
+		}, target, command...)
 		b.Logf("%s: %.0f submits/s over %s, p50 %s, p99 %s, %d errors (64 clients, TLS, 3 heads)", mode, rate, d,
 			quantile(lat, 0.5).Round(10*time.Microsecond), quantile(lat, 0.99).Round(10*time.Microsecond), errs)
 		b.ReportMetric(rate, mode+"-submits/s")

@@ -34,6 +34,7 @@ func (a *applier) runSubmit(r *RunSubmitRequest) error {
 	run.Reason = reasonSubmitted
 	if r.Reason != "" {
 		run.Reason = r.Reason
+		a.unseen = true // it waits like a run already there (RunSubmitRequest.Reason)
 	}
 	run.QueueSeq = a.seq
 	run.Attempts = nil

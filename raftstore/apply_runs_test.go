@@ -431,3 +431,36 @@ func TestRunSubmitStartsWithTheProposersReason(t *testing.T) {
 	h.submit("r-2", "cpu", func(r *api.Run) { r.Reason = "made up by the caller" })
 	checkRun(t, h.run("r-2"), api.RunQueued, reasonSubmitted)
 }
+
+// Every applied command counts as a scheduling change but a submit that
+// starts with its wait reason and a scale decision; a refused command
+// changes nothing.
+func TestSchedulingChanges(t *testing.T) {
+	h := newHarness(t)
+	h.cluster("cpu", 1)
+	count := func() uint64 { return h.st().SchedulingChanges() }
+	c0 := count()
+	h.submit("r-1", "cpu", nil)
+	if c := count(); c != c0+1 {
+		t.Fatalf("after a plain submit %d, want %d", c, c0+1)
+	}
+	h.must(MsgRunSubmit, &RunSubmitRequest{Reason: "waiting behind r-1", Run: &api.Run{
+		ID: "r-2", RunSpec: api.RunSpec{Target: "cpu", Command: []string{"true"}, NodeCount: 1}, Owner: "alice", Request: half}})
+	if c := count(); c != c0+1 {
+		t.Fatalf("after a submit with its reason %d, want %d still", c, c0+1)
+	}
+	if err := h.apply(MsgRunSubmit, &RunSubmitRequest{Run: &api.Run{ID: "r-3", RunSpec: api.RunSpec{Target: "nope"}}}); err == nil {
+		t.Fatal("a submit to no target was applied")
+	}
+	if c := count(); c != c0+1 {
+		t.Fatalf("after a refused command %d, want %d still", c, c0+1)
+	}
+	h.must(MsgTargetScale, &TargetScaleRequest{Name: "cpu", TargetNodeCount: 1, Reason: "2 runs waiting need 1 more node"})
+	if c := count(); c != c0+1 {
+		t.Fatalf("after a scale %d, want %d still", c, c0+1)
+	}
+	h.must(MsgRunCancel, &RunCancelRequest{RunID: "r-2"})
+	if c := count(); c != c0+2 {
+		t.Fatalf("after a cancel %d, want %d", c, c0+2)
+	}
+}

@@ -228,6 +228,11 @@ func (a *applier) targetScale(r *TargetScaleRequest) error {
 	t.ScaleReason = r.Reason
 	a.putTarget(t)
 	a.touchTarget(t.Name)
+	// No scheduling round reads what this changes (the target's node
+	// count goal, its scale reason, and the allocation state that
+	// follows from them), and the autoscaler rewords its reason as a
+	// backlog grows: a round need not follow.
+	a.unseen = true
 	return nil
 }
 

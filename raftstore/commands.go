@@ -207,11 +207,14 @@ type RunSubmitRequest struct {
 	// that nothing that shows runs can show it, and dropped when the run
 	// ends.
 	SSHKey *RunKey `json:"ssh_key,omitempty"`
-	// Reason is the wait reason the run starts with, when the proposer
-	// can word it (the one the last scheduling round gave runs that ask
-	// the same); empty, "waiting for the scheduler". Log format 2: a head
-	// of an older build ignores it, so the leader sends it only once
-	// every head applies format 2 (see LogVersion).
+	// Reason is the wait reason the run starts with; empty, "waiting for
+	// the scheduler". The proposer gives one only to a run it knows to
+	// wait, whatever happens next, behind a waiting run of the same target
+	// that asks the same at the same priority: the reason the last
+	// scheduling round gave that run. Such a submit changes nothing that
+	// round decided (see State.SchedulingChanges). Log format 2: a head of
+	// an older build ignores it, so the leader sends it only once every
+	// head applies format 2 (see LogVersion).
 	Reason string `json:"reason,omitempty"`
 }
 

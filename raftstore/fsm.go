@@ -26,6 +26,9 @@ type FSM struct {
 	ids    idKeys
 
 	restores atomic.Int64 // snapshots restored (installed from the leader or a backup)
+	// changes counts what may change a scheduling round's outcome (see
+	// State.SchedulingChanges); written by Apply and Restore only.
+	changes uint64
 
 	mu      sync.Mutex
 	state   *State        // the latest published view
@@ -72,7 +75,7 @@ func (f *FSM) ApplyCommand(index uint64, t MsgType, req any) error {
 // publish makes the database as it is now the state at index and wakes
 // WaitForIndex callers.
 func (f *FSM) publish(index uint64) {
-	st := &State{db: f.db.Snapshot(), index: index}
+	st := &State{db: f.db.Snapshot(), index: index, changes: f.changes}
 	f.mu.Lock()
 	f.state = st
 	close(f.changed)
@@ -119,6 +122,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.db = db
 	f.restores.Add(1)
+	f.changes++
 	f.publish(index)
 	return nil
 }
@@ -138,6 +142,9 @@ type applier struct {
 	// command can be taken back inside a transaction that other commands
 	// of its batch share.
 	writes []change
+	// unseen is set by a command that changes nothing a scheduling round
+	// decides (see State.SchedulingChanges).
+	unseen bool
 
 	touchedNodes   map[string]bool
 	touchedTargets map[string]bool

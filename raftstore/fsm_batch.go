@@ -85,7 +85,13 @@ func (f *FSM) applyCommand(txn *memdb.Txn, index uint64, place int, data []byte)
 			f.logger.Error("raftstore: apply panicked", "index", index, "panic", r)
 		}
 	}()
-	return a.apply(data)
+	if err := a.apply(data); err != nil {
+		return err
+	}
+	if !a.unseen {
+		f.changes++
+	}
+	return nil
 }
 
 // apply decodes and applies one command; when the state refuses it, it

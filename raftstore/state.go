@@ -12,12 +12,23 @@ import (
 // Any number of goroutines may read one. Records it returns are shared with
 // the store: treat them as read-only.
 type State struct {
-	db    *memdb.MemDB // a snapshot; never written
-	index uint64
+	db      *memdb.MemDB // a snapshot; never written
+	index   uint64
+	changes uint64
 }
 
 // Index is the Raft index of the last command this view reflects.
 func (st *State) Index() uint64 { return st.index }
+
+// SchedulingChanges counts, in this process, the commands applied (and
+// snapshots restored) up to this view that may change what a scheduling
+// round decides: every command but a RunSubmit that carries its run's
+// wait reason, whose run waits behind one that asks the same of the same
+// target at the same priority (RunSubmitRequest.Reason), and a
+// TargetScale, which changes nothing a round reads. Two views of one
+// process with the same count give the same scheduling round. Counts of
+// different processes are not comparable.
+func (st *State) SchedulingChanges() uint64 { return st.changes }
 
 func (st *State) txn() *memdb.Txn { return st.db.Txn(false) }
 

@@ -34,6 +34,9 @@ func TestHintsWordNewRunsLikeTheWaitingRunsOfTheirAsk(t *testing.T) {
 	if h := p.Hints.Reason(queued("big", cc, 0, 13, res(2, 64, 0), 1)); h != "" {
 		t.Fatalf("hint %q for an ask no waiting run has, want none", h)
 	}
+	if h := p.Hints.Reason(queued("urgent", cc, 5, 14, res(1, 64, 0), 1)); h != "" {
+		t.Fatalf("hint %q for a run of another priority, which may jump the queue; want none", h)
+	}
 	if h := p.Hints.Reason(&api.Run{RunSpec: api.RunSpec{Target: "other"}, Request: res(1, 64, 0)}); h != "" {
 		t.Fatalf("hint %q for another target, want none", h)
 	}

@@ -298,3 +298,58 @@ func TestPreemptedRoomGoesToTheHeadNextRound(t *testing.T) {
 		}
 	})
 }
+
+// TestHintedSubmitChangesNoRound: a run added with the hint of its target,
+// ask and priority as its reason (what the submit path does) changes
+// nothing the round decides: the same placements, preemptions, reasons and
+// hints, and nothing for the new run. This is what lets the leader skip
+// rounds while only such submits arrive.
+func TestHintedSubmitChangesNoRound(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		st := genState(t)
+		if rapid.Bool().Draw(t, "contended") {
+			contend(st)
+		}
+		st = apply(st, Schedule(st)) // the loop runs on states its plans made
+		p := Schedule(st)
+		var seq uint64
+		for _, r := range st.Runs {
+			seq = max(seq, r.QueueSeq)
+		}
+		for _, w := range st.Runs {
+			if w.State != api.RunQueued {
+				continue
+			}
+			r := w.Copy()
+			r.ID, r.QueueSeq, r.Attempts = "hinted-"+w.ID, seq+1, nil
+			if r.Reason = p.Hints.Reason(r); r.Reason == "" {
+				continue
+			}
+			next := copyState(st)
+			next.Runs = append(next.Runs, r)
+			if p2 := Schedule(next); !reflect.DeepEqual(p2, p) {
+				t.Fatalf("adding %s (like %s, reason %q) changed the round:\n%+v\nwas\n%+v\nstate:\n%s", r.ID, w.ID, r.Reason, p2, p, describe(st))
+			}
+		}
+	})
+}
+
+// TestScaleDecisionsChangeNoRound: what the autoscaler writes to a target
+// (its node count goal, its scale reason, the allocation state they give)
+// is not read by a round, so raftstore need not count it as a scheduling
+// change.
+func TestScaleDecisionsChangeNoRound(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		st := genState(t)
+		p := Schedule(st)
+		next := copyState(st)
+		for _, tg := range next.Targets {
+			tg.TargetNodeCount = rapid.IntRange(0, 8).Draw(t, "target_node_count")
+			tg.ScaleReason = rapid.StringMatching(`[a-z ]{0,20}`).Draw(t, "scale_reason")
+			tg.AllocationState = rapid.SampledFrom([]string{api.AllocationSteady, api.AllocationResizing}).Draw(t, "allocation_state")
+		}
+		if p2 := Schedule(next); !reflect.DeepEqual(p2, p) {
+			t.Fatalf("a scale decision changed the round:\n%+v\nwas\n%+v", p2, p)
+		}
+	})
+}

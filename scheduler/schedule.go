@@ -65,15 +65,15 @@ func (ts *targetState) schedule(plan *Plan) outcome {
 		}
 	}
 	rs := newReasoner(ts, out)
-	var hinted ask // the ask of the last hint, which most runs of a backlog share
+	var hinted hintKey // of the last hint, which most runs of a backlog share
 	var hint string
 	for _, r := range out.unplaced {
 		why := rs.reason(r)
 		if why != r.Reason {
 			plan.Reasons = append(plan.Reasons, WaitReason{RunID: r.ID, Reason: why})
 		}
-		if k := askOf(r); r != out.head && (k != hinted || why != hint) {
-			plan.Hints.add(ts.name, k, why)
+		if k := (hintKey{ts.name, askOf(r), r.Priority}); r != out.head && (k != hinted || why != hint) {
+			plan.Hints.add(k, why)
 			hinted, hint = k, why
 		}
 	}

@@ -130,15 +130,24 @@ func (s *Server) schedState(st *raftstore.State) *scheduler.State {
 // for more changes to arrive.
 const schedulingDebounce = 5 * time.Millisecond
 
+// fullRoundEvery is how often a scheduling round runs even when no change
+// since the last one can alter what it decides.
+const fullRoundEvery = time.Second
+
 // scheduleLoop runs a scheduling round whenever the state changes (and at
 // least every 2 s), and commits each non-empty plan in one command. Its
 // own plans count as changes: the round after a plan mostly finds nothing
 // to do, which is cheaper than telling its entries apart (a plan may share
-// its log entry with submits; see raftstore's group commit).
+// its log entry with submits; see raftstore's group commit). A round is
+// skipped, for up to fullRoundEvery, while the only changes are submits
+// that started with their wait reason (raftstore's SchedulingChanges): it
+// would decide what the last one did.
 func (s *Server) scheduleLoop(ctx context.Context) {
 	s.hints.Store(nil) // those of an earlier term are stale
 	var seen uint64
 	var cost time.Duration // of the last round
+	var decided uint64     // SchedulingChanges of the last round's state
+	var last time.Time     // when the last round ran
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		s.store.WaitForIndex(wctx, seen)
@@ -156,8 +165,12 @@ func (s *Server) scheduleLoop(ctx context.Context) {
 		start := time.Now()
 		st := s.store.State()
 		seen = st.Index()
+		if !last.IsZero() && st.SchedulingChanges() == decided && start.Sub(last) < fullRoundEvery {
+			continue
+		}
 		plan := scheduler.Schedule(s.schedState(st))
 		cost = time.Since(start)
+		decided, last = st.SchedulingChanges(), start
 		s.hints.Store(&plan.Hints)
 		if plan.Empty() {
 			continue
@@ -178,6 +191,7 @@ func (s *Server) scheduleLoop(ctx context.Context) {
 		}
 		_, err := s.store.Apply(ctx, raftstore.MsgPlanApply, req)
 		if err != nil {
+			last = time.Time{} // the next round runs, whatever changed
 			if ctx.Err() == nil {
 				s.log.Warn("apply plan", "err", err)
 				waits.Sleep(ctx, 200*time.Millisecond)
