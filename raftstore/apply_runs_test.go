@@ -464,3 +464,32 @@ func TestSchedulingChanges(t *testing.T) {
 		t.Fatalf("after a cancel %d, want %d", c, c0+2)
 	}
 }
+
+// Queue lists a target's runs that wait for a placement, higher priority
+// first and then in submit order, up to n; runs with a live attempt and
+// other targets' runs are not in it.
+func TestQueueIsInQueueOrder(t *testing.T) {
+	h := newHarness(t)
+	h.cluster("cpu", 2)
+	h.cluster("gpu", 1)
+	h.readyNode("n-1", "cpu", size4)
+	for _, r := range []struct {
+		id, target string
+		prio       int
+	}{{"low-1", "cpu", -1}, {"mid-1", "cpu", 0}, {"high", "cpu", 5}, {"mid-2", "cpu", 0}, {"other", "gpu", 9}, {"placed", "cpu", 9}, {"low-2", "cpu", -1}} {
+		h.submit(r.id, r.target, func(run *api.Run) { run.Priority = r.prio })
+	}
+	h.place("placed", "n-1")
+	if got, want := runIDs(h.st().Queue("cpu", 0)), []string{"high", "mid-1", "mid-2", "low-1", "low-2"}; !slices.Equal(got, want) {
+		t.Fatalf("queue of cpu %v, want %v", got, want)
+	}
+	if got, want := runIDs(h.st().Queue("cpu", 2)), []string{"high", "mid-1"}; !slices.Equal(got, want) {
+		t.Fatalf("first 2 of cpu %v, want %v", got, want)
+	}
+	if got := runIDs(h.st().Queue("cp", 0)); len(got) != 0 {
+		t.Fatalf("queue of a target named by a prefix: %v", got)
+	}
+	if got, want := runIDs(h.st().LiveRuns()), []string{"placed"}; !slices.Equal(got, want) {
+		t.Fatalf("live runs %v, want %v", got, want)
+	}
+}

@@ -28,7 +28,7 @@ const (
 	indexID      = "id"
 	indexTarget  = "target"  // nodes, runs: by target (then ID, or QueueSeq)
 	indexSubject = "subject" // credentials: by kind and subject
-	indexPending = "pending" // runs: Queued or holding a live attempt, by QueueSeq
+	indexQueue   = "queue"   // runs: Queued without a live attempt, by target, then queue order
 	indexLive    = "node"    // runs: by the nodes their live attempt holds
 )
 
@@ -107,15 +107,16 @@ func newSchema() *memdb.DBSchema {
 			return []any{r.Target, r.QueueSeq}
 		}),
 	}
-	runs[indexPending] = &memdb.IndexSchema{
-		Name:         indexPending,
+	runs[indexQueue] = &memdb.IndexSchema{
+		Name:         indexQueue,
 		AllowMissing: true,
 		Indexer: single(func(o any) []any {
 			r := o.(*api.Run)
-			if r.State != api.RunQueued && r.LiveAttempt() == nil {
+			if r.State != api.RunQueued || r.LiveAttempt() != nil {
 				return nil
 			}
-			return []any{r.QueueSeq}
+			// Higher priority first: the negated priority sorts so.
+			return []any{r.Target, -int64(r.Priority), r.QueueSeq}
 		}),
 	}
 	runs[indexLive] = &memdb.IndexSchema{

@@ -113,9 +113,40 @@ func (st *State) RunsOfTarget(target string) []*api.Run {
 
 // PendingRuns returns the runs the scheduler must see: Queued ones and
 // those holding a live attempt (r.LiveAttempt() != nil), by QueueSeq. It
-// reads an index, so finished runs cost nothing.
+// reads indexes, so finished runs cost nothing.
 func (st *State) PendingRuns() []*api.Run {
-	return collect[api.Run](st.txn(), tableRuns, indexPending)
+	runs := append(st.LiveRuns(), collect[api.Run](st.txn(), tableRuns, indexQueue)...)
+	slices.SortFunc(runs, func(a, b *api.Run) int { return cmp.Compare(a.QueueSeq, b.QueueSeq) })
+	return runs
+}
+
+// LiveRuns returns the runs that hold a live attempt, by QueueSeq.
+func (st *State) LiveRuns() []*api.Run {
+	var runs []*api.Run
+	seen := map[string]bool{}
+	for _, r := range collect[api.Run](st.txn(), tableRuns, indexLive) { // once per node held
+		if !seen[r.ID] {
+			seen[r.ID] = true
+			runs = append(runs, r)
+		}
+	}
+	slices.SortFunc(runs, func(a, b *api.Run) int { return cmp.Compare(a.QueueSeq, b.QueueSeq) })
+	return runs
+}
+
+// Queue returns the first n of the target's queued runs that wait for a
+// placement (those without a live attempt), in queue order: higher
+// priority first, then submit order. n <= 0 returns them all.
+func (st *State) Queue(target string, n int) []*api.Run {
+	it, err := st.txn().Get(tableRuns, indexQueue, target)
+	if err != nil {
+		panic(err) // a schema error: a bug
+	}
+	var out []*api.Run
+	for raw := it.Next(); raw != nil && (n <= 0 || len(out) < n); raw = it.Next() {
+		out = append(out, raw.(*api.Run))
+	}
+	return out
 }
 
 // RunsOnNode returns the runs whose live attempt holds an allocation on

@@ -32,6 +32,7 @@ type serverFlags struct {
 	// preemptionGrace is --preemption-grace.
 	preemptionGrace time.Duration
 	enableDebug     bool
+	queueDepth      int
 	cluster         clusterFlags
 }
 
@@ -51,6 +52,8 @@ func (f *serverFlags) register(c *cobra.Command, defaultDataDir string) {
 	c.Flags().DurationVar(&f.preemptionGrace, "preemption-grace", api.DefaultPreemptionGraceSeconds*time.Second,
 		"SIGTERM-to-SIGKILL grace of an attempt whose node is evicted or that is preempted, on targets without preemption_grace_seconds")
 	c.Flags().BoolVar(&f.enableDebug, "enable-debug", false, "serve Go runtime profiles (pprof) to admins under /v1/debug/pprof/")
+	c.Flags().IntVar(&f.queueDepth, "scheduler-queue-depth", server.DefaultSchedulerQueueDepth,
+		"queued runs of each target a scheduling round considers between the full rounds (every second) that consider them all")
 	f.cluster.register(c)
 }
 
@@ -84,6 +87,7 @@ func (f *serverFlags) config(stopNodesOnClose bool) (server.Config, *providerSet
 	cfg.Autoscale.ProvisioningTimeout = f.provTimeout
 	cfg.PreemptionGrace = f.preemptionGrace
 	cfg.EnableDebug = f.enableDebug
+	cfg.SchedulerQueueDepth = f.queueDepth
 	if f.sizesFile != "" {
 		extra, err := server.LoadSizesFile(f.sizesFile)
 		if err != nil {

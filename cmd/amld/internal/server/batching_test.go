@@ -3,10 +3,13 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/amld/amld/api"
+	"github.com/amld/amld/nodes"
 	"github.com/amld/amld/raftstore"
 )
 
@@ -127,5 +130,65 @@ func TestSubmitIntoABacklogStartsWithTheReasonOfItsAsk(t *testing.T) {
 	waitRun(r4.ID, "a reason from the scheduler", worded)
 	if got, _, err := ts.client.GetRun(ctx, r3.ID, api.Wait{}); err != nil || got.ModifyIndex != got.CreateIndex || got.Reason != r2.Reason {
 		t.Fatalf("r3 after the next round: %+v, %v; want it unwritten", got, err)
+	}
+}
+
+// TestRoundsBetweenFullOnesSeeTheHeadOfEachQueue: the rounds run on
+// changes see the first SchedulerQueueDepth runs of each queue, in queue
+// order, and every run holding a node; full rounds see every queued run,
+// and word the reason of each, however deep.
+func TestRoundsBetweenFullOnesSeeTheHeadOfEachQueue(t *testing.T) {
+	ts := startTestServer(t, func(c *Config) { c.SchedulerQueueDepth = 2 })
+	ts.prov.failErr = fmt.Errorf("no machines in this test")
+	ctx := context.Background()
+	if _, err := ts.client.CreateTarget(ctx, api.TargetSpec{Name: "deep", VMSize: "cpu-2", MaxNodes: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// Five runs that ask five different things (no hints), the last two
+	// of a higher priority.
+	var ids []string
+	for i := range 5 {
+		prio := 0
+		if i >= 3 {
+			prio = 1
+		}
+		r, err := ts.client.SubmitRun(ctx, api.RunSpec{Target: "deep", Command: []string{"true"}, Priority: prio,
+			Resources: &api.Resources{CPUs: 1, MemoryMB: int64(64 * (i + 1))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	st := ts.srv.store.State()
+	if got, want := runIDs(ts.srv.schedState(st, false).Runs), ids[3:5]; !slices.Equal(got, want) {
+		t.Fatalf("a round between full ones sees %v, want the two of priority 1 %v", got, want)
+	}
+	if got := runIDs(ts.srv.schedState(st, true).Runs); len(got) != 5 {
+		t.Fatalf("a full round sees %v, want all five", got)
+	}
+	for _, id := range ids {
+		waitState(t, ts, "a reason for "+id, func(st *raftstore.State) bool {
+			r := st.Run(id)
+			return r.Reason != "" && r.Reason != "waiting for the scheduler"
+		})
+	}
+}
+
+func runIDs(runs []*api.Run) []string {
+	var ids []string
+	for _, r := range runs {
+		ids = append(ids, r.ID)
+	}
+	return ids
+}
+
+func TestSchedulerQueueDepthMustBePositive(t *testing.T) {
+	for _, depth := range []int{0, -1, 1_000_001} {
+		cfg := DefaultConfig()
+		cfg.SchedulerQueueDepth = depth
+		cfg.DataDir, cfg.Providers, cfg.DefaultProvider = "/tmp/x", map[string]nodes.Provider{"local": &fakeProvider{}}, "local"
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "scheduler queue depth") {
+			t.Errorf("Validate with depth %d: %v", depth, err)
+		}
 	}
 }

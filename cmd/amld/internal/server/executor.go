@@ -60,12 +60,16 @@ func (e *executor) start(ctx context.Context, nodeID, op string, fn func(context
 	}()
 }
 
-// autoscaleLoop decides for every cluster whenever the state changes (at
-// most every 100 ms) and at least every second, or at a decision's NextCheck.
+// autoscaleLoop decides for every cluster whenever the state changes and
+// at least every second, or at a decision's NextCheck. Between rounds it
+// waits at least 100 ms, and four times as long as the last round took to
+// decide: a round reads every queued run, and a deep backlog that changes
+// all the time (a burst of submits) must not keep a core busy deciding
+// again what nodes take minutes to provide.
 func (e *executor) autoscaleLoop(ctx context.Context) {
 	var seen uint64
 	for ctx.Err() == nil {
-		next := e.round(ctx)
+		next, cost := e.round(ctx)
 		wait := time.Second
 		if !next.IsZero() {
 			wait = min(wait, max(time.Until(next), 10*time.Millisecond))
@@ -74,21 +78,22 @@ func (e *executor) autoscaleLoop(ctx context.Context) {
 		st := e.s.store.WaitForIndex(wctx, seen)
 		cancel()
 		seen = st.Index()
-		waits.Sleep(ctx, 100*time.Millisecond)
+		waits.Sleep(ctx, max(100*time.Millisecond, 4*cost))
 	}
 }
 
 // round makes one decision per cluster and carries it out; it returns the
-// earliest NextCheck.
-func (e *executor) round(ctx context.Context) time.Time {
+// earliest NextCheck and the time spent deciding (not carrying out).
+func (e *executor) round(ctx context.Context) (next time.Time, cost time.Duration) {
+	start := time.Now()
 	st := e.s.store.State()
-	var next time.Time
 	// The queued and running runs by target: one pass over the pending
 	// index, not over every run ever submitted.
 	pending := map[string][]*api.Run{}
 	for _, r := range st.PendingRuns() {
 		pending[r.Target] = append(pending[r.Target], r)
 	}
+	cost = time.Since(start)
 	for _, t := range st.Targets() {
 		if t.Type == api.KindInstance || t.Type == api.KindRemote {
 			if nc := e.fixedRound(ctx, st, t); !nc.IsZero() && (next.IsZero() || nc.Before(next)) {
@@ -105,16 +110,18 @@ func (e *executor) round(ctx context.Context) time.Time {
 		}
 		runs := pending[t.Name]
 		nodesOf := st.NodesOfTarget(t.Name)
+		decided := time.Now()
 		d := autoscale.Decide(e.s.cfg.Autoscale, autoscale.Input{
-			Now: time.Now(), Target: t, Size: size, Nodes: nodesOf, Runs: runs,
+			Now: decided, Target: t, Size: size, Nodes: nodesOf, Runs: runs,
 		})
+		cost += time.Since(decided)
 		e.carryOut(ctx, st, t, size, nodesOf, d)
 		if !d.NextCheck.IsZero() && (next.IsZero() || d.NextCheck.Before(next)) {
 			next = d.NextCheck
 		}
 	}
 	e.hostsRound(ctx, st)
-	return next
+	return next, cost
 }
 
 func (e *executor) carryOut(ctx context.Context, st *raftstore.State, t *api.Target, size api.VMSize, ns []*api.Node, d autoscale.Decision) {

@@ -109,18 +109,27 @@ func (s *Server) leaderDuties(ctx context.Context) {
 	ex.wait()
 }
 
-// schedState builds the scheduler's snapshot.
-func (s *Server) schedState(st *raftstore.State) *scheduler.State {
+// schedState builds the scheduler's snapshot: every queued run for a full
+// round, else the first Config.SchedulerQueueDepth of each target's queue.
+// Runs holding a live attempt are always in it (they hold the nodes).
+func (s *Server) schedState(st *raftstore.State, full bool) *scheduler.State {
 	ss := &scheduler.State{
 		Targets: map[string]*api.Target{},
 		VMSizes: s.cfg.Sizes.Map(),
 		Nodes:   st.Nodes(),
-		Runs:    st.PendingRuns(),
+	}
+	if full {
+		ss.Runs = st.PendingRuns()
+	} else {
+		ss.Runs = st.LiveRuns()
 	}
 	for _, t := range st.Targets() {
 		ss.Targets[t.Name] = s.targetView(st, t)
 		if t.Size != nil {
 			ss.VMSizes[t.VMSize] = *t.Size
+		}
+		if !full {
+			ss.Runs = append(ss.Runs, st.Queue(t.Name, s.cfg.SchedulerQueueDepth)...)
 		}
 	}
 	return ss
@@ -130,47 +139,61 @@ func (s *Server) schedState(st *raftstore.State) *scheduler.State {
 // for more changes to arrive.
 const schedulingDebounce = 5 * time.Millisecond
 
-// fullRoundEvery is how often a scheduling round runs even when no change
-// since the last one can alter what it decides.
+// fullRoundEvery is how often a scheduling round considers every queued
+// run; the rounds between, run on changes, consider the first
+// Config.SchedulerQueueDepth runs of each target's queue (as Slurm's
+// event-driven passes consider the first default_queue_depth jobs), so
+// that their cost does not grow with a deep backlog. Runs further back get
+// placed, backfilled or worded by a full round, at most fullRoundEvery
+// later.
 const fullRoundEvery = time.Second
 
-// scheduleLoop runs a scheduling round whenever the state changes (and at
-// least every 2 s), and commits each non-empty plan in one command. Its
-// own plans count as changes: the round after a plan mostly finds nothing
-// to do, which is cheaper than telling its entries apart (a plan may share
-// its log entry with submits; see raftstore's group commit). A round is
-// skipped, for up to fullRoundEvery, while the only changes are submits
-// that started with their wait reason (raftstore's SchedulingChanges): it
-// would decide what the last one did.
+// DefaultSchedulerQueueDepth is Config.SchedulerQueueDepth's default.
+const DefaultSchedulerQueueDepth = 1000
+
+// scheduleLoop runs a scheduling round whenever the state changes, and a
+// full round at least every fullRoundEvery, and commits each non-empty
+// plan in one command. Its own plans count as changes: the round after a
+// plan mostly finds nothing to do, which is cheaper than telling its
+// entries apart (a plan may share its log entry with submits; see
+// raftstore's group commit). The rounds between full ones are skipped
+// while the only changes are submits that started with their wait reason
+// and scale decisions (raftstore's SchedulingChanges): they would decide
+// what the last one did.
 func (s *Server) scheduleLoop(ctx context.Context) {
 	s.hints.Store(nil) // those of an earlier term are stale
 	var seen uint64
 	var cost time.Duration // of the last round
 	var decided uint64     // SchedulingChanges of the last round's state
-	var last time.Time     // when the last round ran
+	var lastFull time.Time // when the last full round ran; zero: run one
 	for ctx.Err() == nil {
-		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		wctx, cancel := context.WithTimeout(ctx, fullRoundEvery)
 		s.store.WaitForIndex(wctx, seen)
 		cancel()
 		if ctx.Err() != nil {
 			return
 		}
 		// Let a burst of changes (a storm of submits) land before planning:
-		// one round then covers them all. A round costs time in the number
-		// of queued runs; waiting as long as the last round took keeps a
-		// deep backlog from taking more than half a core from the API.
+		// one round then covers them all. A full round costs time in the
+		// number of queued runs; waiting as long as the last round took
+		// keeps a deep backlog from taking more than half a core from the
+		// API.
 		if !waits.Sleep(ctx, max(schedulingDebounce, cost)) {
 			return
 		}
 		start := time.Now()
 		st := s.store.State()
 		seen = st.Index()
-		if !last.IsZero() && st.SchedulingChanges() == decided && start.Sub(last) < fullRoundEvery {
+		full := start.Sub(lastFull) >= fullRoundEvery
+		if !full && st.SchedulingChanges() == decided {
 			continue
 		}
-		plan := scheduler.Schedule(s.schedState(st))
+		plan := scheduler.Schedule(s.schedState(st, full))
 		cost = time.Since(start)
-		decided, last = st.SchedulingChanges(), start
+		decided = st.SchedulingChanges()
+		if full {
+			lastFull = start
+		}
 		s.hints.Store(&plan.Hints)
 		if plan.Empty() {
 			continue
@@ -191,7 +214,7 @@ func (s *Server) scheduleLoop(ctx context.Context) {
 		}
 		_, err := s.store.Apply(ctx, raftstore.MsgPlanApply, req)
 		if err != nil {
-			last = time.Time{} // the next round runs, whatever changed
+			lastFull = time.Time{} // the next round runs, in full
 			if ctx.Err() == nil {
 				s.log.Warn("apply plan", "err", err)
 				waits.Sleep(ctx, 200*time.Millisecond)

@@ -53,6 +53,10 @@ type Config struct {
 	PreemptionGrace time.Duration
 	// Autoscale tunes the autoscaler.
 	Autoscale autoscale.Config
+	// SchedulerQueueDepth is how many queued runs of each target the
+	// scheduling rounds between full rounds consider (see scheduleLoop;
+	// 1..1,000,000).
+	SchedulerQueueDepth int
 	// Raft tunes consensus (ID, DataDir and addresses are filled in).
 	Raft raftstore.Config
 	// Cluster says how this head finds its peers, and its TLS.
@@ -81,7 +85,9 @@ func DefaultConfig() Config {
 		PreemptionGrace: api.DefaultPreemptionGraceSeconds * time.Second,
 		Autoscale:       autoscale.DefaultConfig(),
 		Raft:            raftstore.DefaultConfig(),
-		Cluster:         ClusterConfig{BootstrapExpect: 1},
+
+		SchedulerQueueDepth: DefaultSchedulerQueueDepth,
+		Cluster:             ClusterConfig{BootstrapExpect: 1},
 	}
 }
 
@@ -98,6 +104,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("heartbeat ttl: must be 1s..10m, got %s", c.HeartbeatTTL)
 	case c.PreemptionGrace < 0 || c.PreemptionGrace > api.MaxPreemptionGraceSeconds*time.Second:
 		return fmt.Errorf("preemption grace: must be 0s..%ds, got %s", api.MaxPreemptionGraceSeconds, c.PreemptionGrace)
+	case c.SchedulerQueueDepth < 1 || c.SchedulerQueueDepth > 1_000_000:
+		return fmt.Errorf("scheduler queue depth (--scheduler-queue-depth): must be 1..1000000, got %d", c.SchedulerQueueDepth)
 	case len(c.Providers) == 0:
 		return errors.New("providers: at least one node provider is required")
 	}
