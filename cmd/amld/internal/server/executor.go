@@ -87,11 +87,11 @@ func (e *executor) autoscaleLoop(ctx context.Context) {
 func (e *executor) round(ctx context.Context) (next time.Time, cost time.Duration) {
 	start := time.Now()
 	st := e.s.store.State()
-	// The queued and running runs by target: one pass over the pending
-	// index, not over every run ever submitted.
-	pending := map[string][]*api.Run{}
-	for _, r := range st.PendingRuns() {
-		pending[r.Target] = append(pending[r.Target], r)
+	// The runs holding nodes, by target; each cluster's queue is read from
+	// its index below. Finished runs cost nothing.
+	live := map[string][]*api.Run{}
+	for _, r := range st.LiveRuns() {
+		live[r.Target] = append(live[r.Target], r)
 	}
 	cost = time.Since(start)
 	for _, t := range st.Targets() {
@@ -108,9 +108,9 @@ func (e *executor) round(ctx context.Context) (next time.Time, cost time.Duratio
 		if !ok {
 			continue
 		}
-		runs := pending[t.Name]
-		nodesOf := st.NodesOfTarget(t.Name)
 		decided := time.Now()
+		runs := append(live[t.Name], st.Queue(t.Name, 0)...)
+		nodesOf := st.NodesOfTarget(t.Name)
 		d := autoscale.Decide(e.s.cfg.Autoscale, autoscale.Input{
 			Now: decided, Target: t, Size: size, Nodes: nodesOf, Runs: runs,
 		})
