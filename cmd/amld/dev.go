@@ -48,6 +48,7 @@ SIGTERM or SIGINT stops the nodes and the head.`,
 			if err != nil {
 				return err
 			}
+			tuneGC(cfg.Logger)
 			srv, err := server.New(cfg)
 			if err != nil {
 				return err

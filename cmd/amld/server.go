@@ -151,6 +151,7 @@ addresses>. See docs/cluster.md.`,
 			if err != nil {
 				return err
 			}
+			tuneGC(cfg.Logger)
 			srv, err := server.New(cfg)
 			if err != nil {
 				return err
