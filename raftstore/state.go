@@ -100,11 +100,7 @@ func (st *State) Run(id string) *api.Run { return first[api.Run](st.txn(), table
 // Runs returns every run, by QueueSeq (submit order). It sorts on read:
 // an index for it would cost every write of a run, and writes of runs are
 // what a burst of submits is made of.
-func (st *State) Runs() []*api.Run {
-	runs := collect[api.Run](st.txn(), tableRuns, indexID)
-	slices.SortFunc(runs, func(a, b *api.Run) int { return cmp.Compare(a.QueueSeq, b.QueueSeq) })
-	return runs
-}
+func (st *State) Runs() []*api.Run { return bySeq(collect[api.Run](st.txn(), tableRuns, indexID)) }
 
 // RunsOfTarget returns the runs submitted to the target, by QueueSeq.
 func (st *State) RunsOfTarget(target string) []*api.Run {
@@ -115,13 +111,14 @@ func (st *State) RunsOfTarget(target string) []*api.Run {
 // those holding a live attempt (r.LiveAttempt() != nil), by QueueSeq. It
 // reads indexes, so finished runs cost nothing.
 func (st *State) PendingRuns() []*api.Run {
-	runs := append(st.LiveRuns(), collect[api.Run](st.txn(), tableRuns, indexQueue)...)
-	slices.SortFunc(runs, func(a, b *api.Run) int { return cmp.Compare(a.QueueSeq, b.QueueSeq) })
-	return runs
+	return bySeq(append(st.liveRuns(), collect[api.Run](st.txn(), tableRuns, indexQueue)...))
 }
 
 // LiveRuns returns the runs that hold a live attempt, by QueueSeq.
-func (st *State) LiveRuns() []*api.Run {
+func (st *State) LiveRuns() []*api.Run { return bySeq(st.liveRuns()) }
+
+// liveRuns returns the runs that hold a live attempt, each once.
+func (st *State) liveRuns() []*api.Run {
 	var runs []*api.Run
 	seen := map[string]bool{}
 	for _, r := range collect[api.Run](st.txn(), tableRuns, indexLive) { // once per node held
@@ -130,6 +127,11 @@ func (st *State) LiveRuns() []*api.Run {
 			runs = append(runs, r)
 		}
 	}
+	return runs
+}
+
+// bySeq sorts runs by QueueSeq (submit order) and returns them.
+func bySeq(runs []*api.Run) []*api.Run {
 	slices.SortFunc(runs, func(a, b *api.Run) int { return cmp.Compare(a.QueueSeq, b.QueueSeq) })
 	return runs
 }

@@ -209,8 +209,9 @@ func (s *Store) Close() error {
 // unchanged, with the index. Errors of the log come back wrapped:
 // ErrNotLeader when this server is not (or stopped being) the leader; note
 // that after a lost leadership the entry may still commit. ctx bounds the
-// wait (10s when it has no deadline); a command whose wait ended early may
-// still be applied.
+// wait; without a deadline it lasts until raft answers (raft takes up to
+// 10s to accept the entry, and fails it when leadership is lost or the
+// store closes). A command whose wait ended early may still be applied.
 //
 // Commands proposed while an entry is on its way are committed together in
 // the next entry (see propose.go), so several commands may share an index.

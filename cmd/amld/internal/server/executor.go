@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -109,7 +110,7 @@ func (e *executor) round(ctx context.Context) (next time.Time, cost time.Duratio
 			continue
 		}
 		decided := time.Now()
-		runs := append(live[t.Name], st.Queue(t.Name, 0)...)
+		runs := slices.Concat(live[t.Name], st.Queue(t.Name, 0))
 		nodesOf := st.NodesOfTarget(t.Name)
 		d := autoscale.Decide(e.s.cfg.Autoscale, autoscale.Input{
 			Now: decided, Target: t, Size: size, Nodes: nodesOf, Runs: runs,
