@@ -76,6 +76,10 @@ type Decision struct {
 	// backoff that holds back creates); zero when only an event can
 	// change it.
 	NextCheck time.Time
+	// Saturated is set when the waiting runs need new nodes beyond
+	// max_nodes: while that lasts, only the cluster's settings, its nodes
+	// and time change the decision (see Holds).
+	Saturated bool
 }
 
 // AllocationState is the cluster's allocation_state after this decision:
@@ -113,6 +117,7 @@ func Decide(cfg Config, in Input) Decision {
 	d.TargetNodeCount = max(min(dem.needed, t.MaxNodes), t.MinNodes)
 	d.TargetNodeCount = min(d.TargetNodeCount, max(t.MaxNodes, 0))
 	have := len(v.ready) + len(v.preparing)
+	d.Saturated = v.saturated(dem)
 
 	var scale string
 	if want := d.TargetNodeCount - have; want > 0 {

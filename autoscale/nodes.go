@@ -49,13 +49,8 @@ func newView(cfg Config, in Input) *view {
 			}
 		}
 	}
-	for _, n := range in.Nodes {
-		if n != nil && (n.Target == "" || n.Target == in.Target.Name) {
-			v.nodes = append(v.nodes, n)
-		}
-	}
 	// Sorted by ID, so that the decision does not depend on input order.
-	slices.SortStableFunc(v.nodes, func(a, b *api.Node) int { return cmp.Compare(a.ID, b.ID) })
+	v.nodes = ownNodes(in)
 	for _, n := range v.nodes {
 		v.counts.Add(n.State)
 		switch n.State {

@@ -23,10 +23,21 @@ type executor struct {
 
 	mu       sync.Mutex
 	inflight map[string]string // node ID → "create" | "delete"
+
+	// held are the saturated decisions that stand, by cluster name (see
+	// autoscale.Decision.Holds); only autoscaleLoop uses it.
+	held map[string]heldDecision
+}
+
+// heldDecision is a decision carried out and the input it was made from,
+// its runs left out.
+type heldDecision struct {
+	d  autoscale.Decision
+	in autoscale.Input
 }
 
 func newExecutor(s *Server) *executor {
-	return &executor{s: s, inflight: map[string]string{}}
+	return &executor{s: s, inflight: map[string]string{}, held: map[string]heldDecision{}}
 }
 
 // wait returns once every provider call started by e has returned.
@@ -66,7 +77,9 @@ func (e *executor) start(ctx context.Context, nodeID, op string, fn func(context
 // waits at least 100 ms, and four times as long as the last round took to
 // decide: a round reads every queued run, and a deep backlog that changes
 // all the time (a burst of submits) must not keep a core busy deciding
-// again what nodes take minutes to provide.
+// again what nodes take minutes to provide. For the same reason a cluster
+// whose backlog needs more than max_nodes keeps its decision for up to a
+// second while only its runs change (autoscale.Decision.Holds).
 func (e *executor) autoscaleLoop(ctx context.Context) {
 	var seen uint64
 	for ctx.Err() == nil {
@@ -86,20 +99,14 @@ func (e *executor) autoscaleLoop(ctx context.Context) {
 // round makes one decision per cluster and carries it out; it returns the
 // earliest NextCheck and the time spent deciding (not carrying out).
 func (e *executor) round(ctx context.Context) (next time.Time, cost time.Duration) {
-	start := time.Now()
 	st := e.s.store.State()
-	// The runs holding nodes, by target; each cluster's queue is read from
-	// its index below. Finished runs cost nothing.
-	live := map[string][]*api.Run{}
-	for _, r := range st.LiveRuns() {
-		live[r.Target] = append(live[r.Target], r)
-	}
-	cost = time.Since(start)
+	// The runs holding nodes, by target, read when a cluster is decided;
+	// each cluster's queue is read from its index. Finished runs cost
+	// nothing.
+	var live map[string][]*api.Run
 	for _, t := range st.Targets() {
 		if t.Type == api.KindInstance || t.Type == api.KindRemote {
-			if nc := e.fixedRound(ctx, st, t); !nc.IsZero() && (next.IsZero() || nc.Before(next)) {
-				next = nc
-			}
+			next = earliest(next, e.fixedRound(ctx, st, t))
 			continue
 		}
 		if t.Type != api.KindCluster {
@@ -110,29 +117,41 @@ func (e *executor) round(ctx context.Context) (next time.Time, cost time.Duratio
 			continue
 		}
 		decided := time.Now()
-		runs := slices.Concat(live[t.Name], st.Queue(t.Name, 0))
-		nodesOf := st.NodesOfTarget(t.Name)
-		d := autoscale.Decide(e.s.cfg.Autoscale, autoscale.Input{
-			Now: decided, Target: t, Size: size, Nodes: nodesOf, Runs: runs,
-		})
-		cost += time.Since(decided)
-		e.carryOut(ctx, st, t, size, nodesOf, d)
-		if !d.NextCheck.IsZero() && (next.IsZero() || d.NextCheck.Before(next)) {
-			next = d.NextCheck
+		in := autoscale.Input{Now: decided, Target: t, Size: size, Nodes: st.NodesOfTarget(t.Name)}
+		if h, ok := e.held[t.Name]; ok && h.d.Holds(h.in, in) {
+			next = earliest(next, earliest(h.d.NextCheck, h.in.Now.Add(autoscale.HoldFor)))
+			continue
 		}
+		delete(e.held, t.Name)
+		if live == nil {
+			live = map[string][]*api.Run{}
+			for _, r := range st.LiveRuns() {
+				live[r.Target] = append(live[r.Target], r)
+			}
+		}
+		in.Runs = slices.Concat(live[t.Name], st.Queue(t.Name, 0))
+		d := autoscale.Decide(e.s.cfg.Autoscale, in)
+		cost += time.Since(decided)
+		if e.carryOut(ctx, st, t, size, in.Nodes, d) && d.Saturated {
+			in.Runs = nil
+			e.held[t.Name] = heldDecision{d: d, in: in}
+		}
+		next = earliest(next, d.NextCheck)
 	}
 	e.hostsRound(ctx, st)
 	return next, cost
 }
 
-func (e *executor) carryOut(ctx context.Context, st *raftstore.State, t *api.Target, size api.VMSize, ns []*api.Node, d autoscale.Decision) {
+// carryOut records d and carries it out; it reports whether d was
+// recorded.
+func (e *executor) carryOut(ctx context.Context, st *raftstore.State, t *api.Target, size api.VMSize, ns []*api.Node, d autoscale.Decision) bool {
 	s := e.s
 	if d.TargetNodeCount != t.TargetNodeCount || d.Reason != t.ScaleReason {
 		if _, err := s.store.Apply(ctx, raftstore.MsgTargetScale, &raftstore.TargetScaleRequest{
 			Name: t.Name, TargetNodeCount: d.TargetNodeCount, Reason: d.Reason, Time: now(),
 		}); err != nil {
 			s.log.Warn("record scale decision", "target", t.Name, "err", err)
-			return
+			return false
 		}
 	}
 	for _, a := range d.MarkUnusable {
@@ -145,7 +164,7 @@ func (e *executor) carryOut(ctx context.Context, st *raftstore.State, t *api.Tar
 	}
 	prov := s.cfg.Providers[t.Provider]
 	if prov == nil {
-		return
+		return true
 	}
 	for _, a := range d.Delete {
 		e.deleteNode(ctx, prov, a.NodeID, a.ProviderID, a.Reason, true)
@@ -161,7 +180,7 @@ func (e *executor) carryOut(ctx context.Context, st *raftstore.State, t *api.Tar
 	}
 	if t.ProvisioningState == api.ProvisioningDeleting && len(ns) == 0 {
 		if e.purgeFirst(ctx, prov, t) {
-			return
+			return true
 		}
 		if _, err := s.store.Apply(ctx, raftstore.MsgTargetRemove, &raftstore.TargetRemoveRequest{Name: t.Name}); err != nil {
 			s.log.Warn("remove target", "target", t.Name, "err", err)
@@ -169,6 +188,15 @@ func (e *executor) carryOut(ctx context.Context, st *raftstore.State, t *api.Tar
 			s.log.Info("target removed", "target", t.Name)
 		}
 	}
+	return true
+}
+
+// earliest returns the earlier of a and b, where zero means none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // createNode records a preparing node, then asks the provider for it.

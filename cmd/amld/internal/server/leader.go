@@ -117,20 +117,19 @@ func (s *Server) schedState(st *raftstore.State, full bool) *scheduler.State {
 		Targets: map[string]*api.Target{},
 		VMSizes: s.cfg.Sizes.Map(),
 		Nodes:   st.Nodes(),
+		Runs:    st.LiveRuns(),
 	}
+	depth := s.cfg.SchedulerQueueDepth
 	if full {
-		ss.Runs = st.PendingRuns()
-	} else {
-		ss.Runs = st.LiveRuns()
+		depth = 0 // every queued run
 	}
 	for _, t := range st.Targets() {
 		ss.Targets[t.Name] = s.targetView(st, t)
 		if t.Size != nil {
 			ss.VMSizes[t.VMSize] = *t.Size
 		}
-		if !full {
-			ss.Runs = append(ss.Runs, st.Queue(t.Name, s.cfg.SchedulerQueueDepth)...)
-		}
+		// Each queue comes in queue order from its index.
+		ss.Runs = append(ss.Runs, st.Queue(t.Name, depth)...)
 	}
 	return ss
 }
