@@ -22,6 +22,11 @@
 // Repeated provider failures back off exponentially (Config.BackoffBase,
 // doubling up to Config.BackoffMax) before the next create.
 //
+// A decision for a saturated cluster, one whose waiting runs need more
+// nodes than max_nodes allows, says whether it still holds for a later
+// input (Decision.Holds): while only the runs change it does, for up to
+// HoldFor, which spares the caller packing a deep backlog again and again.
+//
 // DecideFixed does the same for instances and remote targets, which are not
 // autoscaled: one node while the target runs, none while it is stopped,
 // broken nodes replaced, the same backoff, and an instance's idle shutdown.
