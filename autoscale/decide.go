@@ -78,7 +78,8 @@ type Decision struct {
 	NextCheck time.Time
 	// Saturated is set when the waiting runs need new nodes beyond
 	// max_nodes: while that lasts, only the cluster's settings, its nodes
-	// and time change the decision (see Holds).
+	// and time change the decision, beyond Needed and the counts in
+	// Reason (see Holds).
 	Saturated bool
 }
 
