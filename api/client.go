@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/amld/amld/internal/waits"
+	// The same bytes and values as encoding/json, several times quicker
+	// (raftstore's TestCodecMatchesEncodingJSON checks the API's types).
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // IndexHeader carries the state index an answer reflects.
@@ -122,7 +125,7 @@ type request struct {
 func (c *Client) do(ctx context.Context, req request) (uint64, error) {
 	var payload []byte
 	if req.body != nil {
-		b, err := json.Marshal(req.body)
+		b, err := fastjson.Marshal(req.body)
 		if err != nil {
 			return 0, fmt.Errorf("encode request: %w", err)
 		}
@@ -230,7 +233,13 @@ func (c *Client) once(ctx context.Context, base string, req request, payload []b
 			return idx, fmt.Errorf("read answer: %w", err), false
 		}
 	default:
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		// Read whole, then decode: fastjson's Decoder starts with a 32 KiB
+		// buffer, which costs more than it saves on small answers.
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return idx, fmt.Errorf("read answer of %s %s: %w", req.method, req.path, err), false
+		}
+		if err := fastjson.Unmarshal(b, out); err != nil {
 			return idx, fmt.Errorf("decode answer of %s %s: %w", req.method, req.path, err), false
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/amld/amld/api"
 	"github.com/amld/amld/raftstore"
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // maxJSONBody caps a JSON request body.
@@ -87,7 +87,10 @@ func writeJSON(w http.ResponseWriter, status int, index uint64, v any) {
 		w.Header().Set(api.IndexHeader, strconv.FormatUint(index, 10))
 	}
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	// The same bytes as encoding/json, in half the time (see raftstore's
+	// TestCodecMatchesEncodingJSON); bodies are decoded by encoding/json,
+	// whose errors decodeBody words.
+	_ = fastjson.NewEncoder(w).Encode(v)
 }
 
 // writeError maps err to its HTTP answer. Internal errors are logged and
@@ -173,5 +176,3 @@ func notFoundHandler(w http.ResponseWriter, r *http.Request) {
 	e := api.NotFound("no such endpoint: %s %s", r.Method, r.URL.Path)
 	writeJSON(w, e.Status, 0, api.ErrorEnvelope{Error: e})
 }
-
-var _ = fmt.Sprintf
