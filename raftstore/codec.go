@@ -1,13 +1,14 @@
 package raftstore
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
 
-	// The log's codec: encoding/json's bytes and values, decoded four
-	// times quicker (TestCodecMatchesEncodingJSON).
-	"github.com/segmentio/encoding/json"
+	// Decodes what encoding/json writes to the same values, about four
+	// times quicker (TestFastJSONDecodesLikeEncodingJSON).
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // Sentinel errors of the package.
@@ -131,7 +132,7 @@ func DecodeCommand(b []byte) (MsgType, any, error) {
 		return t, nil, fmt.Errorf("decode %v: %w", t, ErrUnknownCommand)
 	}
 	req := newReq()
-	if err := json.Unmarshal(b[1:], req); err != nil {
+	if err := fastjson.Unmarshal(b[1:], req); err != nil {
 		return t, nil, fmt.Errorf("raftstore: decode %v: %w", t, err)
 	}
 	return t, req, nil

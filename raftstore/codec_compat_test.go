@@ -1,7 +1,6 @@
 package raftstore
 
 import (
-	"bytes"
 	stdjson "encoding/json"
 	"maps"
 	"math"
@@ -14,21 +13,28 @@ import (
 	"pgregory.net/rapid"
 )
 
-// The log's codec is github.com/segmentio/encoding/json, four times
-// quicker to decode than encoding/json, which earlier builds used. Heads
-// of both kinds must agree on every entry (a rolling upgrade mixes them):
-// TestCodecMatchesEncodingJSON fills every command type with random values
-// and checks that both encode them to the same bytes and decode those
-// bytes to the same request; and the same for the API's types, which the
-// server's answers and the client use the codec for.
+// Every head decodes every log entry, so the log is decoded with
+// github.com/segmentio/encoding/json, about four times quicker than
+// encoding/json; entries are still written by encoding/json (segmentio's
+// encoder ignores omitzero). Heads must agree on every entry whichever
+// decoder they use (a rolling upgrade mixes builds):
+// TestFastJSONDecodesLikeEncodingJSON fills every command type, and every
+// API type (the client decodes answers the same way), with random values,
+// some left zero, and checks that both decoders read what encoding/json
+// wrote as the same value.
 
 // tricky are strings a JSON encoder may treat specially.
 var tricky = []string{"", "a", "run-0123456789", "<b>&amp;</b>", "ünïcödé ✓", "line\nbreak\ttab", "quote\" back\\slash",
 	"\u2028\u2029", "\x00\x1f", "bad \xff utf-8", "emoji 🚀", "/slash/", "1e3"}
 
-// fill sets every field that v (a settable value) reaches to random values.
+// fill sets every field that v (a settable value) reaches to random
+// values, leaving some of them zero (omitempty and omitzero matter).
 func fill(t *rapid.T, v reflect.Value, depth int) {
-	if v.Type() == reflect.TypeFor[time.Time]() {
+	isTime := v.Type() == reflect.TypeFor[time.Time]()
+	if (isTime || v.Kind() != reflect.Struct) && rapid.IntRange(0, 4).Draw(t, "zero") == 0 {
+		return
+	}
+	if isTime {
 		sec := rapid.Int64Range(-1<<33, 1<<34).Draw(t, "sec")
 		tm := time.Unix(sec, int64(rapid.IntRange(0, 999999999).Draw(t, "nsec")))
 		if rapid.Bool().Draw(t, "utc") {
@@ -96,9 +102,7 @@ func fill(t *rapid.T, v reflect.Value, depth int) {
 	}
 }
 
-// apiTypes are what the API sends and answers (the server encodes its
-// answers, and the client encodes its requests and decodes the answers,
-// with segmentio's codec too).
+// apiTypes are what the API sends and answers.
 var apiTypes = map[string]func() any{
 	"RegisterRequest": func() any { return new(api.RegisterRequest) }, "RegisterResponse": func() any { return new(api.RegisterResponse) },
 	"HeartbeatRequest": func() any { return new(api.HeartbeatRequest) }, "AssignmentsResponse": func() any { return new(api.AssignmentsResponse) },
@@ -116,7 +120,7 @@ var apiTypes = map[string]func() any{
 	"UserCreated": func() any { return new(api.UserCreated) }, "Whoami": func() any { return new(api.Whoami) },
 }
 
-func TestCodecMatchesEncodingJSON(t *testing.T) {
+func TestFastJSONDecodesLikeEncodingJSON(t *testing.T) {
 	types := maps.Clone(apiTypes)
 	for typ, newReq := range commandTypes {
 		types[typ.String()+"Request"] = newReq
@@ -126,26 +130,19 @@ func TestCodecMatchesEncodingJSON(t *testing.T) {
 			rapid.Check(t, func(t *rapid.T) {
 				req := newReq()
 				fill(t, reflect.ValueOf(req).Elem(), 0)
-				std, err := stdjson.Marshal(req)
+				data, err := stdjson.Marshal(req)
 				if err != nil {
 					t.Fatal(err)
 				}
-				seg, err := segjson.Marshal(req)
-				if err != nil {
+				fromStd, fromFast := newReq(), newReq()
+				if err := stdjson.Unmarshal(data, fromStd); err != nil {
 					t.Fatal(err)
 				}
-				if !bytes.Equal(std, seg) {
-					t.Fatalf("encodings differ:\nencoding/json: %s\nsegmentio:     %s", std, seg)
-				}
-				fromStd, fromSeg := newReq(), newReq()
-				if err := stdjson.Unmarshal(std, fromStd); err != nil {
+				if err := segjson.Unmarshal(data, fromFast); err != nil {
 					t.Fatal(err)
 				}
-				if err := segjson.Unmarshal(std, fromSeg); err != nil {
-					t.Fatal(err)
-				}
-				if !reflect.DeepEqual(fromStd, fromSeg) {
-					t.Fatalf("decodings of %s differ:\nencoding/json: %+v\nsegmentio:     %+v", std, fromStd, fromSeg)
+				if !reflect.DeepEqual(fromStd, fromFast) {
+					t.Fatalf("decodings of %s differ:\nencoding/json: %+v\nsegmentio:     %+v", data, fromStd, fromFast)
 				}
 			})
 		})

@@ -13,7 +13,6 @@ import (
 
 	"github.com/amld/amld/api"
 	"github.com/amld/amld/raftstore"
-	fastjson "github.com/segmentio/encoding/json"
 )
 
 // maxJSONBody caps a JSON request body.
@@ -87,10 +86,7 @@ func writeJSON(w http.ResponseWriter, status int, index uint64, v any) {
 		w.Header().Set(api.IndexHeader, strconv.FormatUint(index, 10))
 	}
 	w.WriteHeader(status)
-	// The same bytes as encoding/json, in half the time (see raftstore's
-	// TestCodecMatchesEncodingJSON); bodies are decoded by encoding/json,
-	// whose errors decodeBody words.
-	_ = fastjson.NewEncoder(w).Encode(v)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // writeError maps err to its HTTP answer. Internal errors are logged and
