@@ -10,15 +10,17 @@ import (
 )
 
 // A cluster is saturated when its waiting runs need new nodes beyond
-// max_nodes (and it has neither more nodes than that nor broken ones). Deciding reads (and packs) every waiting run, which for a
-// deep backlog costs milliseconds; yet while the cluster stays saturated,
-// more waiting runs, fewer, or runs starting and ending on its nodes
-// change nothing but Needed and the counts in Reason: the target is
-// max_nodes either way, every node of the vm_size's capacity that holds
-// no work is wanted by a waiting run, and so no idle node is let go. A caller may therefore let a saturated decision stand
-// (Decision.Holds) until the cluster's settings or nodes change, its
-// NextCheck comes, or HoldFor passes; the last bounds how stale the counts
-// get, and how late a queue that drained below max_nodes is seen.
+// max_nodes (and it has neither more nodes than that nor broken ones).
+// Deciding reads (and packs) every waiting run, which for a deep backlog
+// costs milliseconds; yet while the cluster stays saturated, more waiting
+// runs, fewer, or runs starting and ending on its nodes change nothing but
+// Needed and the counts in Reason: the target is max_nodes either way,
+// every node of the vm_size's capacity that holds no work is wanted by a
+// waiting run, and so no idle node is let go. A caller may therefore let a
+// saturated decision stand (Decision.Holds) until the cluster's settings
+// or nodes change, its NextCheck comes, or HoldFor passes; the last bounds
+// how stale the counts get, and how late a queue that drained below
+// max_nodes is seen.
 
 // HoldFor is how long a saturated decision may stand while only the
 // cluster's runs change.
