@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/amld/amld/api"
+	"github.com/amld/amld/internal/waits"
 )
 
 // Input is everything Decide looks at for one cluster. Decide changes
@@ -140,7 +141,7 @@ func Decide(cfg Config, in Input) Decision {
 		v.idleNextCheck(&d, dem, count)
 	}
 	for _, n := range v.preparing {
-		d.NextCheck = earliest(d.NextCheck, v.deadline(n))
+		d.NextCheck = waits.Earliest(d.NextCheck, v.deadline(n))
 	}
 	d.Reason = r.join(scale, dem.unfitReason(t, in.Size.Name))
 	return d
@@ -165,14 +166,6 @@ func decideDeleting(d *Decision, v *view) {
 		r.add("%s waiting for runs to end", nodesPhrase(held))
 	}
 	d.Reason = r.join("")
-}
-
-// earliest returns the earlier of a and b, where zero means none.
-func earliest(a, b time.Time) time.Time {
-	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
-		return b
-	}
-	return a
 }
 
 // action makes a NodeAction for n.

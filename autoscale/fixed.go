@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/amld/amld/api"
+	"github.com/amld/amld/internal/waits"
 )
 
 // FixedDecision is the outcome of DecideFixed for an instance or a remote
@@ -99,7 +100,7 @@ func DecideFixed(cfg Config, in Input) FixedDecision {
 		v.idleShutdown(&fd, in)
 	}
 	for _, n := range v.preparing {
-		d.NextCheck = earliest(d.NextCheck, v.deadline(n))
+		d.NextCheck = waits.Earliest(d.NextCheck, v.deadline(n))
 	}
 	d.Reason = r.join(scale)
 	return fd
@@ -123,7 +124,7 @@ func (v *view) idleShutdown(fd *FixedDecision, in Input) {
 	n := v.ready[0]
 	limit := time.Duration(*t.IdleSecondsBeforeShutdown) * time.Second
 	if at := idleSince(n).Add(limit); v.now.Before(at) {
-		fd.NextCheck = earliest(fd.NextCheck, at)
+		fd.NextCheck = waits.Earliest(fd.NextCheck, at)
 		return
 	}
 	fd.Stop = true

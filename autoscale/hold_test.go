@@ -56,6 +56,8 @@ func TestSaturatedDecisionHolds(t *testing.T) {
 		in := genInput(t)
 		d := Decide(DefaultConfig(), in)
 		if !d.Saturated {
+			// Discards this example only: rapid draws until it has its
+			// count of saturated ones, and fails the test when it cannot.
 			t.Skip("not saturated")
 		}
 

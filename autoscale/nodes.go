@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/amld/amld/api"
+	"github.com/amld/amld/internal/waits"
 )
 
 // view is one cluster's nodes sorted by what Decide may do with them.
@@ -255,7 +256,7 @@ func (v *view) idleNextCheck(d *Decision, dem demand, count int) {
 	}
 	for _, n := range v.idleCandidates(dem) {
 		if exp := v.idleExpiry(n); exp.After(v.now) {
-			d.NextCheck = earliest(d.NextCheck, exp)
+			d.NextCheck = waits.Earliest(d.NextCheck, exp)
 		}
 	}
 }

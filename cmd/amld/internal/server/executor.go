@@ -106,7 +106,7 @@ func (e *executor) round(ctx context.Context) (next time.Time, cost time.Duratio
 	var live map[string][]*api.Run
 	for _, t := range st.Targets() {
 		if t.Type == api.KindInstance || t.Type == api.KindRemote {
-			next = earliest(next, e.fixedRound(ctx, st, t))
+			next = waits.Earliest(next, e.fixedRound(ctx, st, t))
 			continue
 		}
 		if t.Type != api.KindCluster {
@@ -119,7 +119,7 @@ func (e *executor) round(ctx context.Context) (next time.Time, cost time.Duratio
 		decided := time.Now()
 		in := autoscale.Input{Now: decided, Target: t, Size: size, Nodes: st.NodesOfTarget(t.Name)}
 		if h, ok := e.held[t.Name]; ok && h.d.Holds(h.in, in) {
-			next = earliest(next, earliest(h.d.NextCheck, h.in.Now.Add(autoscale.HoldFor)))
+			next = waits.Earliest(next, waits.Earliest(h.d.NextCheck, h.in.Now.Add(autoscale.HoldFor)))
 			continue
 		}
 		delete(e.held, t.Name)
@@ -136,7 +136,7 @@ func (e *executor) round(ctx context.Context) (next time.Time, cost time.Duratio
 			in.Runs = nil
 			e.held[t.Name] = heldDecision{d: d, in: in}
 		}
-		next = earliest(next, d.NextCheck)
+		next = waits.Earliest(next, d.NextCheck)
 	}
 	e.hostsRound(ctx, st)
 	return next, cost
@@ -189,14 +189,6 @@ func (e *executor) carryOut(ctx context.Context, st *raftstore.State, t *api.Tar
 		}
 	}
 	return true
-}
-
-// earliest returns the earlier of a and b, where zero means none.
-func earliest(a, b time.Time) time.Time {
-	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
-		return b
-	}
-	return a
 }
 
 // createNode records a preparing node, then asks the provider for it.
