@@ -42,7 +42,7 @@ func NewFSM(logger *slog.Logger) *FSM {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	db, err := memdb.NewMemDB(newSchema())
+	db, err := newDB()
 	if err != nil {
 		panic(fmt.Errorf("raftstore: schema: %w", err)) // a bug, caught by every test
 	}

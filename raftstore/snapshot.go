@@ -120,7 +120,7 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, uint64, error) {
 		return nil, 0, fmt.Errorf("raftstore: read snapshot: format %q version %d, want %q version %d",
 			h.Format, h.Version, snapshotFormat, snapshotVersion)
 	}
-	db, err := memdb.NewMemDB(newSchema())
+	db, err := newDB()
 	if err != nil {
 		return nil, 0, fmt.Errorf("raftstore: schema: %w", err)
 	}
