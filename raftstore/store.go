@@ -45,6 +45,13 @@ type Store struct {
 	closeErr  error
 }
 
+// logCacheEntries is how many of the newest log entries each server keeps
+// in memory (raft.LogCache) as well as in bbolt. Replication
+// sends at most 64 entries at a time (raft's MaxAppendEntries), so this
+// covers a follower that keeps up; an entry is at most about a MiB
+// (maxBatchBytes) unless one command is larger.
+const logCacheEntries = 64
+
 // Open starts a server from cfg: it opens (or creates) DataDir, listens on
 // BindAddr, restores the latest snapshot, and, with cfg.Bootstrap and no
 // existing state, bootstraps a single-voter cluster of itself. It returns
@@ -131,7 +138,14 @@ func Open(cfg Config) (*Store, error) {
 	}
 
 	fsm := NewFSM(cfg.Logger)
-	r, err := raft.NewRaft(rc, fsm, bolt, bolt, snaps, trans)
+	// Replication reads back the entries it sends (and the one before
+	// them), and a follower's FSM the entries it applies: from memory for
+	// the newest ones, not a bbolt transaction and a decode each.
+	logs, err := raft.NewLogCache(logCacheEntries, bolt)
+	if err != nil {
+		return fail(fmt.Errorf("raftstore: log cache: %w", err))
+	}
+	r, err := raft.NewRaft(rc, fsm, logs, bolt, snaps, trans)
 	if err != nil {
 		return fail(fmt.Errorf("raftstore: start raft: %w", err))
 	}
