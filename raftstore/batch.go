@@ -15,12 +15,14 @@ import (
 // ModifyIndex); queueSeq tells them apart where order matters.
 
 // LogVersion is the newest log format this build applies: 1 adds batch
-// entries; 2 adds RunSubmitRequest.Reason. A head records it in the heads
+// entries; 2 adds RunSubmitRequest.Reason; 3 changes no entry but says
+// that the head, as leader, takes the submits its followers forward as
+// commands (the server's peer "apply"). A head records it in the heads
 // table, and the leader uses a format only once every head of the cluster
 // applies it (a head of an older build would refuse a batch entry that
 // the others apply, or ignore a field they read, and its state would
 // drift): Store proposes batch entries only after SetBatching(true).
-const LogVersion = 2
+const LogVersion = 3
 
 // maxBatchCommands bounds the commands of one batch entry; a command's
 // place in its entry fits in batchPlaceBits.

@@ -36,6 +36,7 @@ var localPaths = map[string]bool{
 	"/v1/status":        true,
 	peerPath + "hello":  true,
 	peerPath + "invite": true,
+	forwardPath:         true, // answered by the leader only, never proxied
 }
 
 func (s *Server) forwarding(next http.Handler) http.Handler {
@@ -74,6 +75,10 @@ func (s *Server) forwarding(next http.Handler) http.Handler {
 				}
 			}
 			next.ServeHTTP(w, r)
+			return
+		}
+		if s.servesSubmit(r) {
+			s.serveSubmitHere(w, r, next)
 			return
 		}
 		s.proxyToLeader(w, r)
@@ -168,11 +173,8 @@ func (s *Server) proxyOnce(w http.ResponseWriter, r *http.Request, leader string
 		Transport:     s.cluster.headClient().Transport,
 		FlushInterval: -1,
 		ModifyResponse: func(resp *http.Response) error {
-			if idx, _ := strconv.ParseUint(resp.Header.Get(api.IndexHeader), 10, 64); idx > 0 {
-				ctx, cancel := context.WithTimeout(r.Context(), catchUpWait)
-				s.store.WaitForIndex(ctx, idx-1)
-				cancel()
-			}
+			idx, _ := strconv.ParseUint(resp.Header.Get(api.IndexHeader), 10, 64)
+			s.catchUpTo(r.Context(), idx)
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

@@ -170,8 +170,9 @@ func (s *Server) clusterRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /v1/cluster/members/{id}", s.guard(allowAdmin, s.handleRemoveMember))
 	mux.HandleFunc("GET /v1/operator/snapshot", s.guard(allowAdmin, s.handleSnapshotSave))
 	mux.HandleFunc("PUT /v1/operator/snapshot", s.guard(allowAdmin, s.handleSnapshotRestore))
-	mux.HandleFunc("POST "+peerPath+"hello", s.peerHandler(s.handlePeerHello))
-	mux.HandleFunc("POST "+peerPath+"invite", s.peerHandler(s.handlePeerInvite))
-	mux.HandleFunc("POST "+peerPath+"join", s.peerHandler(s.handlePeerJoin))
-	mux.HandleFunc("POST "+peerPath+"add", s.peerHandler(s.handlePeerAdd))
+	mux.HandleFunc("POST "+peerPath+"hello", s.peerHandler(maxJSONBody, s.handlePeerHello))
+	mux.HandleFunc("POST "+peerPath+"invite", s.peerHandler(maxJSONBody, s.handlePeerInvite))
+	mux.HandleFunc("POST "+peerPath+"join", s.peerHandler(maxJSONBody, s.handlePeerJoin))
+	mux.HandleFunc("POST "+peerPath+"add", s.peerHandler(maxJSONBody, s.handlePeerAdd))
+	mux.HandleFunc("POST "+forwardPath, s.peerHandler(maxForwardBody, s.handlePeerApply))
 }

@@ -120,7 +120,10 @@ func (s *Server) handleSubmitRun(w http.ResponseWriter, r *http.Request) error {
 		// not write the run again (scheduler.Hints).
 		sub.Reason = s.hints.Load().Reason(run)
 	}
-	idx, err := s.apply(r.Context(), raftstore.MsgRunSubmit, sub)
+	idx, err := s.applySubmit(r.Context(), sub)
+	if fallbackOf(r.Context()) != nil {
+		s.catchUpTo(r.Context(), idx) // a follower reads its own write
+	}
 	if err != nil {
 		if old := s.store.State().Run(id); idemKey != "" && api.StatusOf(err) == http.StatusConflict && old != nil {
 			writeJSON(w, http.StatusCreated, s.store.State().Index(), old)
@@ -128,7 +131,11 @@ func (s *Server) handleSubmitRun(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	writeJSON(w, http.StatusCreated, idx, s.store.State().Run(run.ID))
+	got := s.store.State().Run(run.ID)
+	if got == nil {
+		got = run // a follower that has not caught up within catchUpWait
+	}
+	writeJSON(w, http.StatusCreated, idx, got)
 	return nil
 }
 

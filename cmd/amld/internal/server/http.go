@@ -90,20 +90,32 @@ func writeJSON(w http.ResponseWriter, status int, index uint64, v any) {
 }
 
 // writeError maps err to its HTTP answer. Internal errors are logged and
-// answered in general words: their text may hold paths or internals.
+// answered in general words: their text may hold paths or internals. A
+// submit a follower took itself is handed to the leader instead, unless
+// the leader gave the error (forward_submit.go).
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *api.Error
-	switch {
-	case errors.As(err, &ae):
-	case errors.Is(err, raftstore.ErrNotLeader):
-		ae = api.Unavailable("this head is not the leader and no leader is known yet; retry shortly")
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		ae = api.Unavailable("the request did not complete in time; retry")
-	default:
+	if s.leaderDecides(w, r, err) {
+		return
+	}
+	ae, internal := apiErrorOf(err)
+	if internal {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		ae = &api.Error{Status: http.StatusInternalServerError, Code: api.CodeInternal, Message: "internal error; see the head's log"}
 	}
 	writeJSON(w, ae.Status, 0, api.ErrorEnvelope{Error: ae})
+}
+
+// apiErrorOf is the API's answer to err; internal reports an error that
+// is not the caller's (its text is replaced by general words).
+func apiErrorOf(err error) (ae *api.Error, internal bool) {
+	switch {
+	case errors.As(err, &ae):
+		return ae, false
+	case errors.Is(err, raftstore.ErrNotLeader):
+		return api.Unavailable("this head is not the leader and no leader is known yet; retry shortly"), false
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return api.Unavailable("the request did not complete in time; retry"), false
+	}
+	return &api.Error{Status: http.StatusInternalServerError, Code: api.CodeInternal, Message: "internal error; see the head's log"}, true
 }
 
 // waitParams reads `index` and `wait` of a blocking query.

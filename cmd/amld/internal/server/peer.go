@@ -141,10 +141,10 @@ func (s *Server) peerCall(ctx context.Context, addr, op string, req, resp any) e
 	return s.cluster.unseal(b, resp)
 }
 
-// peerHandler serves one sealed operation.
-func (s *Server) peerHandler(fn func(ctx context.Context, body []byte) (any, error)) http.HandlerFunc {
+// peerHandler serves one sealed operation of at most limit bytes.
+func (s *Server) peerHandler(limit int64, fn func(ctx context.Context, body []byte) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxJSONBody))
+		b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
 		if err != nil {
 			s.writeError(w, r, api.TooLarge("peer message too large"))
 			return

@@ -161,6 +161,9 @@ type Server struct {
 	// hints are the wait reasons of the leader's last scheduling round, by
 	// what runs ask: a submit starts its run with the one that fits.
 	hints atomic.Pointer[scheduler.Hints]
+	// forwards are the submits this head, a follower, forwards to the
+	// leader (forward_submit.go).
+	forwards chan *forwardCall
 }
 
 // New opens the head's state and binds its API address; Run serves.
@@ -198,6 +201,7 @@ func New(cfg Config) (*Server, error) {
 		ready:     make(chan struct{}),
 		hb:        newHeartbeats(),
 		storeOpen: make(chan struct{}),
+		forwards:  make(chan *forwardCall),
 
 		agentBinary: agentBin,
 	}
@@ -312,7 +316,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return
 		}
 		var lwg sync.WaitGroup
-		for _, loop := range []func(context.Context){s.leadershipLoop, s.watchReady, s.registerLoop} {
+		for _, loop := range []func(context.Context){s.leadershipLoop, s.watchReady, s.registerLoop, s.forwardLoop} {
 			lwg.Add(1)
 			go func() {
 				defer lwg.Done()

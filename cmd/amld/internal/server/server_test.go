@@ -78,6 +78,19 @@ func freeAddr(t testing.TB) string {
 // startTestServer starts a head; mods change its configuration first.
 func startTestServer(t testing.TB, mods ...func(*Config)) *testServer {
 	t.Helper()
+	ts, cfg := launchTestServer(t, mods...)
+	ts.waitReady(t)
+	tok, err := os.ReadFile(filepath.Join(cfg.DataDir, adminTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.client, _ = api.NewClient(api.Config{Addresses: []string{ts.srv.URL()}, Token: strings.TrimSpace(string(tok))})
+	return ts
+}
+
+// launchTestServer starts a head without waiting for it to be ready.
+func launchTestServer(t testing.TB, mods ...func(*Config)) (*testServer, Config) {
+	t.Helper()
 	prov := &fakeProvider{}
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
@@ -104,17 +117,17 @@ func startTestServer(t testing.TB, mods ...func(*Config)) *testServer {
 	ts := &testServer{srv: srv, prov: prov, stdout: out, cancel: cancel, done: make(chan error, 1)}
 	go func() { ts.done <- srv.Run(ctx) }()
 	t.Cleanup(ts.stop)
+	return ts, cfg
+}
+
+// waitReady waits for the head to serve.
+func (ts *testServer) waitReady(t testing.TB) {
+	t.Helper()
 	select {
-	case <-srv.Ready():
+	case <-ts.srv.Ready():
 	case <-time.After(20 * time.Second):
 		t.Fatal("server not ready")
 	}
-	tok, err := os.ReadFile(filepath.Join(cfg.DataDir, adminTokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.client, _ = api.NewClient(api.Config{Addresses: []string{srv.URL()}, Token: strings.TrimSpace(string(tok))})
-	return ts
 }
 
 func (ts *testServer) stop() {
