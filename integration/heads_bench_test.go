@@ -209,8 +209,8 @@ func startSubmitBench(b *testing.B) (*hcluster, string) {
 //   - leader: to the leader, runs (`true`) that start and end two at a
 //     time on the target's one node while the rest queue; the agent
 //     running them shares the machine's two cores with the heads.
-//   - spread: as leader, with the clients spread over the three heads
-//     (followers forward to the leader).
+//   - spread: as busy, with the clients spread over the three heads
+//     (followers forward their submits to the leader).
 //
 // With AMLD_BENCH_PROFILE_DIR set, the heads run with --enable-debug and
 // each mode leaves there a 5-second CPU profile of every head and of the
@@ -225,7 +225,7 @@ func BenchmarkHeadsSubmitThroughput(b *testing.B) {
 				go c.profile(b, profDir, mode, time.Second, 5*time.Second)
 			}
 			target, command := "bench", []string{"true"}
-			if mode == "busy" {
+			if mode != "leader" {
 				target, command = "busy", []string{"sleep", "3600"}
 			}
 			rate, lat, errs := submitLoad(b, 64, d, func(i int) *api.Client {
