@@ -152,8 +152,15 @@ func (s *Server) leaderDecides(w http.ResponseWriter, r *http.Request, err error
 // where the run was applied or, with an error of the leader's, where the
 // leader's state was then.
 func (s *Server) applySubmit(ctx context.Context, sub *raftstore.RunSubmitRequest) (uint64, error) {
-	if fallbackOf(ctx) == nil || s.store.IsLeader() {
+	if fallbackOf(ctx) == nil {
 		return s.apply(ctx, raftstore.MsgRunSubmit, sub)
+	}
+	if s.store.IsLeader() { // elected since the request came
+		idx, err := s.apply(ctx, raftstore.MsgRunSubmit, sub)
+		if err != nil {
+			err = leaderAnswer{err} // it may have been applied
+		}
+		return idx, err
 	}
 	data, err := raftstore.EncodeCommand(raftstore.MsgRunSubmit, sub)
 	if err != nil {
