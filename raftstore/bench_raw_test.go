@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,28 +67,7 @@ func BenchmarkRawRaft(b *testing.B) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	cmd := make([]byte, 512)
-	b.ResetTimer()
-	var left atomic.Int64
-	left.Store(int64(b.N))
-	var wg sync.WaitGroup
-	errs := make(chan error, appliers)
-	for range appliers {
-		wg.Go(func() {
-			for left.Add(-1) >= 0 {
-				if err := leader.Apply(cmd, 10*time.Second).Error(); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	b.StopTimer()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "applies/s")
+	applyInParallel(b, appliers, func() error { return leader.Apply(cmd, 10*time.Second).Error() })
 }
 
 // nopFSM applies nothing.

@@ -52,30 +52,36 @@ func BenchmarkApplySubmit(b *testing.B) {
 				}})
 				return err
 			}
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			var left atomic.Int64
-			left.Store(int64(b.N))
-			errs := make(chan error, proposers)
-			for range proposers {
-				wg.Go(func() {
-					for left.Add(-1) >= 0 {
-						if err := submit(); err != nil {
-							errs <- err
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			b.StopTimer()
-			close(errs)
-			for err := range errs {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "applies/s")
+			applyInParallel(b, proposers, submit)
 		})
 	}
+}
+
+// applyInParallel times b.N calls of apply made by n goroutines at once
+// and reports applies/s; the first error fails the benchmark.
+func applyInParallel(b *testing.B, n int, apply func() error) {
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	var left atomic.Int64
+	left.Store(int64(b.N))
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			for left.Add(-1) >= 0 {
+				if err := apply(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "applies/s")
 }
 
 // openBenchCluster starts servers stores (one alone on plain TCP, or
