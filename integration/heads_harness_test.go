@@ -137,6 +137,9 @@ func (h *nhead) start() {
 	h.t.Helper()
 	args := append([]string{"netns", "exec", h.ns, filepath.Join(binDir, "amld"), "server"}, h.args...)
 	h.cmd = exec.Command("ip", args...)
+	if env := os.Getenv("AMLD_BENCH_HEAD_ENV"); env != "" {
+		h.cmd.Env = append(os.Environ(), strings.Fields(env)...)
+	}
 	if h.out == nil {
 		h.out = &syncBuffer{}
 	}

@@ -11,14 +11,19 @@ import (
 
 // headGCPercent is the head's garbage-collection target (GOGC) when the
 // environment sets none. A head keeps its whole state in memory, most of
-// it long-lived, and allocates a little for every request: at Go's
-// default of 100 it collected often enough to cost 9 % of the leader's CPU
-// and a quarter of a follower's under a burst of submits. At 400 the
-// three-head submit benchmark ran 8 % faster with a lower p99
-// (BENCHMARKS.md). memoryShare of the machine's (or cgroup's) memory
-// bounds what that costs: near the limit the collector works harder.
+// it long-lived, and allocates a little for every request. Under a burst
+// of submits each collection of the leader is a bunch of slow submits
+// (its marking takes the cores the other heads and the clients need), and
+// how often it collects is what GOGC sets: at Go's default of 100 the
+// collector cost 9 % of the leader's CPU and a quarter of a follower's;
+// 400 ran the three-head submit benchmark 8 % faster, and 800 lowered its
+// p99 by another 1 ms (6 %) in six of seven pairs, where 1600 did no
+// better than 800 (BENCHMARKS.md). The price is memory: between
+// collections the heap grows to nine times what survived the last one.
+// memoryShare of the machine's (or cgroup's) memory bounds that: near the
+// limit the collector works harder rather than let the head grow past it.
 const (
-	headGCPercent = 400
+	headGCPercent = 800
 	memoryShare   = 0.7
 )
 
