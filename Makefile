@@ -45,6 +45,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatch$$' -fuzztime $(FUZZTIME) ./raftstore
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRunSpec$$' -fuzztime $(FUZZTIME) ./cmd/amld/internal/server
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTargetSpec$$' -fuzztime $(FUZZTIME) ./cmd/amld/internal/server
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeJSONLikeEncodingJSON$$' -fuzztime $(FUZZTIME) ./cmd/amld/internal/server
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeJobYAML$$' -fuzztime $(FUZZTIME) ./cmd/amlctl
 	$(GO) test -run '^$$' -fuzz '^FuzzAmlignore$$' -fuzztime $(FUZZTIME) ./cmd/amlctl
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAttachRequest$$' -fuzztime $(FUZZTIME) ./cmd/amld/internal/server
