@@ -17,7 +17,7 @@ import (
 // how often it collects is what GOGC sets: at Go's default of 100 the
 // collector cost 9 % of the leader's CPU and a quarter of a follower's;
 // 400 ran the three-head submit benchmark 8 % faster, and 800 lowered its
-// p99 by another 1 ms (6 %) in six of seven pairs, where 1600 did no
+// p99 by another 1 ms on average over seven pairs, where 1600 did no
 // better than 800 (BENCHMARKS.md). The price is memory: between
 // collections the heap grows to nine times what survived the last one.
 // memoryShare of the machine's (or cgroup's) memory bounds that: near the
