@@ -243,8 +243,29 @@ func (c *Client) once(ctx context.Context, base string, req request, payload []b
 		if err := fastjson.Unmarshal(b, out); err != nil {
 			return idx, fmt.Errorf("decode answer of %s %s: %w", req.method, req.path, err), false
 		}
+		sizeEnvs(out)
 	}
 	return idx, nil, false
+}
+
+// sizeEnvs gives the runs of a decoded answer their environments in maps
+// sized to them (SizedEnv), so that a list of many runs does not hold 5 KB
+// for each.
+func sizeEnvs(out any) {
+	switch v := out.(type) {
+	case *Run:
+		v.Env = SizedEnv(v.Env)
+	case *[]*Run:
+		for _, r := range *v {
+			if r != nil {
+				r.Env = SizedEnv(r.Env)
+			}
+		}
+	case *AssignmentsResponse:
+		for i := range v.Assignments {
+			v.Assignments[i].Run.Env = SizedEnv(v.Assignments[i].Run.Env)
+		}
+	}
 }
 
 func decodeError(resp *http.Response) error {

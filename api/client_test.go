@@ -2,9 +2,12 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -118,4 +121,47 @@ func TestClientSendsTheHighestIndexItSaw(t *testing.T) {
 	if len(got) != 3 || got[0] != "" || got[1] != "42" || got[2] != "42" {
 		t.Errorf("min index headers sent: %q", got)
 	}
+}
+
+// TestListedRunsKeepSmallEnvMaps: the answer decoder makes every
+// map[string]string with room for 64 entries (about 5 KB); a list of runs
+// comes back with each environment in a map sized to it.
+func TestListedRunsKeepSmallEnvMaps(t *testing.T) {
+	const n = 2000
+	var body strings.Builder
+	body.WriteString("[")
+	for i := range n {
+		if i > 0 {
+			body.WriteString(",")
+		}
+		fmt.Fprintf(&body, `{"id":"run-%d","target":"cpu","command":["true"],"env":{"EPOCHS":"10","LR":"0.1"}}`, i)
+	}
+	body.WriteString("]")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, body.String())
+	}))
+	defer srv.Close()
+	c, err := NewClient(Config{Addresses: []string{srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	retained := int64(1 << 62)
+	for range 3 { // the least of three: other goroutines may allocate too
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		runs, err := c.ListRuns(context.Background(), RunFilter{})
+		if err != nil || len(runs) != n || runs[n-1].Env["LR"] != "0.1" {
+			t.Fatalf("%d runs, %v", len(runs), err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		retained = min(retained, (int64(after.HeapAlloc)-int64(before.HeapAlloc))/n)
+		runtime.KeepAlive(runs)
+	}
+	// A 64-entry map alone is over 4 KB; a whole listed run is under 1.5 KB.
+	if retained > 3000 {
+		t.Fatalf("a listed run with two environment variables holds %d bytes", retained)
+	}
+	t.Logf("a listed run holds %d bytes", retained)
 }

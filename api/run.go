@@ -12,6 +12,22 @@ type Environment struct {
 	Image string `json:"image,omitempty"`
 }
 
+// SizedEnv returns env's entries in a map sized to them (nil for none).
+// github.com/segmentio/encoding/json, which the heads decode the log with
+// and the Go client decodes answers with, makes every map[string]string
+// with room for 64 entries, about 5 KB: a head kept one in every run it
+// stored, and a client one in every run of a list.
+func SizedEnv(env map[string]string) map[string]string {
+	if len(env) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(env))
+	for k, v := range env {
+		out[k] = v
+	}
+	return out
+}
+
 // RunSpec is what a user submits. The JSON names are the YAML keys of
 // `amlctl job submit -f` (which adds `source`, a local directory the CLI
 // uploads and replaces with SourceID).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 
+	"github.com/amld/amld/api"
 	// Decodes what encoding/json writes to the same values, about four
 	// times quicker (TestFastJSONDecodesLikeEncodingJSON).
 	fastjson "github.com/segmentio/encoding/json"
@@ -136,22 +137,9 @@ func DecodeCommand(b []byte) (MsgType, any, error) {
 		return t, nil, fmt.Errorf("raftstore: decode %v: %w", t, err)
 	}
 	if sub, ok := req.(*RunSubmitRequest); ok && sub.Run != nil {
-		sub.Run.Env = sizedMap(sub.Run.Env)
+		// The state keeps the run: a 64-entry map (api.SizedEnv) made a
+		// run with two variables hold 6.9 KB of state instead of 2.3 KB.
+		sub.Run.Env = api.SizedEnv(sub.Run.Env)
 	}
 	return t, req, nil
-}
-
-// sizedMap returns m's entries in a map sized to them (nil for none).
-// segmentio's decoder makes every map[string]string with room for 64
-// entries, about 5 KB, and the state keeps the runs it decodes: a run with
-// two environment variables held 6.9 KB of state instead of 2 KB.
-func sizedMap(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
