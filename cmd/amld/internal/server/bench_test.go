@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -83,11 +81,7 @@ func BenchmarkSubmitHandler(b *testing.B) {
 		b.Fatal(err)
 	}
 	ts.prov.failErr = fmt.Errorf("no machines in benchmarks")
-	tok, err := os.ReadFile(filepath.Join(ts.srv.cfg.DataDir, adminTokenFile))
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, token := ts.srv.http.Handler, "Bearer "+strings.TrimSpace(string(tok))
+	h, token := ts.srv.http.Handler, "Bearer "+ts.token
 	const body = `{"target":"bench","command":["python3","train.py"],"resources":{"cpus":1}}`
 	b.SetParallelism(32)
 	b.ReportAllocs()

@@ -5,9 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -24,11 +21,10 @@ func TestSubmitRetriedWithTheSameIdempotencyKeyMakesOneRun(t *testing.T) {
 	if _, err := ts.client.CreateTarget(ctx, api.TargetSpec{Name: "cpu-cluster", VMSize: "cpu-2", MaxNodes: 1}); err != nil {
 		t.Fatal(err)
 	}
-	tok, _ := os.ReadFile(filepath.Join(ts.srv.cfg.DataDir, adminTokenFile))
 	submit := func(key string) *api.Run {
 		body, _ := json.Marshal(api.RunSpec{Target: "cpu-cluster", Command: []string{"true"}})
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ts.srv.URL()+"/v1/runs", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		req.Header.Set("Authorization", "Bearer "+ts.token)
 		req.Header.Set(idempotencyHeader, key)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -28,13 +26,7 @@ func TestDebugProfilesAreForAdminsOnlyAndOffByDefault(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	admin := func(ts *testServer) string {
-		tok, err := os.ReadFile(filepath.Join(ts.srv.cfg.DataDir, adminTokenFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(string(tok))
-	}
+	admin := func(ts *testServer) string { return ts.token }
 
 	on := startTestServer(t, func(c *Config) { c.EnableDebug = true })
 	if code, body := get(on, admin(on), "/v1/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {

@@ -38,10 +38,11 @@ func decodeBody(r *http.Request, v any) error {
 // decodeJSON is decodeBody's decoder. github.com/segmentio/encoding/json
 // reads a submit's body two to five times quicker than encoding/json (the
 // decode was a twentieth of the leader's CPU under a burst of submits), so
-// it goes first; a body it refuses is decoded again by encoding/json, whose answer,
-// value or error, is the one given. The two agree on every body the fast
-// one takes (FuzzDecodeJSONLikeEncodingJSON), so a caller gets exactly what
-// encoding/json alone would give, error messages included.
+// it goes first; a body it refuses is decoded again by encoding/json,
+// whose answer, value or error, is the one given. The two agree on every
+// body the fast one takes (FuzzDecodeJSONLikeEncodingJSON), so a caller
+// gets exactly what encoding/json alone would give, error messages
+// included.
 func decodeJSON(data []byte, v any) error {
 	if rest, err := fastjson.Parse(data, v, fastjson.DisallowUnknownFields); err == nil && len(bytes.TrimLeft(rest, " \t\r\n")) == 0 {
 		return nil

@@ -53,6 +53,7 @@ type testServer struct {
 	srv    *Server
 	prov   *fakeProvider
 	client *api.Client
+	token  string // the admin's, which client sends
 	stdout *lockedBuffer
 	cancel context.CancelFunc
 	done   chan error
@@ -84,7 +85,8 @@ func startTestServer(t testing.TB, mods ...func(*Config)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.client, _ = api.NewClient(api.Config{Addresses: []string{ts.srv.URL()}, Token: strings.TrimSpace(string(tok))})
+	ts.token = strings.TrimSpace(string(tok))
+	ts.client, _ = api.NewClient(api.Config{Addresses: []string{ts.srv.URL()}, Token: ts.token})
 	return ts
 }
 
